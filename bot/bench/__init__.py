@@ -1,0 +1,1 @@
+"""Benchmarks: each prints figures for people and one `bench=<name> key=value` line for machines."""

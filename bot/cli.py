@@ -1,0 +1,98 @@
+"""The `bosun` command. Heavy libraries are imported inside each command, never at the top."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bosun")
+def main() -> None:
+    """Bosun: queue, schedule, isolate, price and audit coding agents from GitHub events."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+def serve(host: str, port: int) -> None:
+    """Run the webhook intake, handlers and scheduler in one process.
+
+    Configured by environment: BOSUN_WEBHOOK_SECRET (required), BOSUN_DATABASE_URL
+    (default sqlite:///bosun.db), BOSUN_APP_ID with BOSUN_PRIVATE_KEY or
+    BOSUN_PRIVATE_KEY_FILE, BOSUN_GITHUB_API_URL.
+    """
+    from bot.errors import BosunError
+    from bot.serve import run_server
+    from bot.settings import Settings
+
+    try:
+        run_server(Settings.from_env(), host=host, port=port)
+    except BosunError as exc:
+        click.echo(f"bosun serve: {exc}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def lint(path: Path) -> None:
+    """Validate the `.bosun/` files of a checkout at PATH.
+
+    Prints one `file:line:col: message` per problem. Exit 0 when clean, 1 on problems,
+    2 on usage errors.
+    """
+    from bot.config.lint import lint_checkout
+
+    problems = lint_checkout(path)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo(f"{path}: .bosun/ is valid", err=True)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks that print figures, ending with one `bench=<name> key=value` line."""
+
+
+@bench.command("startup")
+@click.option("--runs", default=10, show_default=True, type=int)
+def bench_startup(runs: int) -> None:
+    """Time `bosun --help` in fresh interpreters."""
+    from bot.bench.startup import run
+
+    run(runs=runs)
+
+
+@bench.command("webhook")
+@click.option("--seconds", default=5.0, show_default=True, type=float, help="Per phase.")
+@click.option("--rate", default=200, show_default=True, type=int, help="Paced deliveries/s.")
+@click.option("--database-url", default=None, help="Store for the server under test.")
+def bench_webhook(seconds: float, rate: int, database_url: str | None) -> None:
+    """Drive signed deliveries at a running `bosun serve` and a bare aiohttp endpoint."""
+    from bot.bench.webhook import run
+
+    run(seconds=seconds, rate=rate, database_url=database_url)
+
+
+@main.group()
+def schema() -> None:
+    """The JSON Schema of `.bosun/` files."""
+
+
+@schema.command("export")
+@click.argument("out", default="policies/schema", type=click.Path(file_okay=False, path_type=Path))
+def schema_export(out: Path) -> None:
+    """Write the JSON Schema of policy and task files to OUT."""
+    from bot.config.schema import export_schemas
+
+    for written in export_schemas(out):
+        click.echo(written)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The `.bosun/` configuration: typed models, safe YAML loading, JSON Schema and lint."""

@@ -1,0 +1,298 @@
+"""Typed models of `.bosun/policy.yaml` and `.bosun/tasks/*.yaml`; unknown keys are errors."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from bot.config.prompt import template_problem
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_NAME = re.compile(NAME_PATTERN)
+_COMMAND = re.compile(r"^[A-Za-z0-9._+-]+$")
+
+
+def is_name(value: str) -> bool:
+    """Whether `value` can name a task, agent, tier or task type."""
+    return _NAME.fullmatch(value) is not None
+
+
+def _name(value: str) -> str:
+    if not is_name(value):
+        raise PydanticCustomError(
+            "name",
+            "'{value}' is not a valid name: use lowercase letters, digits and dashes, "
+            "starting with a letter or digit, at most 63 characters",
+            {"value": value},
+        )
+    return value
+
+
+def _glob(value: str) -> str:
+    parts = value.split("/")
+    if not value or value.startswith("/") or "\\" in value or ".." in parts:
+        raise PydanticCustomError(
+            "path_glob",
+            "'{value}' is not a path glob relative to the repository root "
+            "(use `/`, no leading `/`, no `..`)",
+            {"value": value},
+        )
+    return value
+
+
+def _command(value: str) -> str:
+    if not _COMMAND.match(value):
+        raise PydanticCustomError(
+            "command_name", "'{value}' is not a command name (such as pytest)", {"value": value}
+        )
+    return value
+
+
+# Names of tasks, agents, tiers and task types: what a label `agent:<task>` can carry.
+Name = Annotated[
+    str, AfterValidator(_name), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN})
+]
+
+PathGlob = Annotated[str, AfterValidator(_glob), WithJsonSchema({"type": "string", "minLength": 1})]
+CommandName = Annotated[
+    str, AfterValidator(_command), WithJsonSchema({"type": "string", "pattern": _COMMAND.pattern})
+]
+# Editors flag a key of a name-keyed mapping that `patternProperties` does not match.
+_NAMED_ONLY: dict[str, JsonValue] = {"additionalProperties": False}
+ModelName = Annotated[str, Field(min_length=1, pattern=r"^\S+$")]
+Usd = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+@functools.total_ordering
+class Permission(enum.Enum):
+    """A GitHub repository permission, from least to most: read, triage, write, maintain, admin."""
+
+    READ = "read"
+    TRIAGE = "triage"
+    WRITE = "write"
+    MAINTAIN = "maintain"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order read < triage < write < maintain < admin."""
+        return list(Permission).index(self)
+
+    def allows(self, actual: str) -> bool:
+        """Whether a user whose GitHub `role_name` is `actual` holds at least this permission.
+
+        `none`, and any role name GitHub may add (custom repository roles), never do.
+        """
+        try:
+            return Permission(actual) >= self
+        except ValueError:
+            return False
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Permission):
+            return NotImplemented
+        return self.rank < other.rank
+
+
+def permission_at_least(actual: str, required: Permission) -> bool:
+    """Whether the GitHub `role_name` `actual` is at least `required` (`none` never is)."""
+    return required.allows(actual)
+
+
+class Tool(enum.StrEnum):
+    """A tool of the built-in agent runtime."""
+
+    LIST_FILES = "list_files"
+    READ_FILE = "read_file"
+    WRITE_FILE = "write_file"
+    EDIT_FILE = "edit_file"
+    RUN_COMMAND = "run_command"
+
+
+class ConfigModel(BaseModel):
+    """Base of every `.bosun/` model: unknown keys are errors and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class Triggers(ConfigModel):
+    """Who may start tasks, and how."""
+
+    label_prefix: str = Field(default="agent:", min_length=1)
+    """An issue or pull request label `<label_prefix><task>` queues that task."""
+
+    min_permission: Permission = Permission.WRITE
+    """The least GitHub permission that starts a task by label or slash command."""
+
+    ok_to_run_permission: Permission = Field(default=Permission.MAINTAIN, validate_default=True)
+    """The least permission whose `/bosun ok-to-run` releases a request held for someone below
+    `min_permission`."""
+
+    @field_validator("ok_to_run_permission")
+    @classmethod
+    def _ok_to_run_at_least_min(cls, value: Permission, info: ValidationInfo) -> Permission:
+        least = info.data.get("min_permission")
+        if isinstance(least, Permission) and value < least:
+            raise PydanticCustomError(
+                "permission_order",
+                "'{value}' is below min_permission '{least}': raise it to at least '{least}'",
+                {"value": value.value, "least": least.value},
+            )
+        return value
+
+
+class Limits(ConfigModel):
+    """Resources one run of an agent may use inside its sandbox."""
+
+    cpu_seconds: int = Field(default=600, gt=0, le=86_400)
+    """CPU time for every process of the run together."""
+
+    memory_mb: int = Field(default=2048, ge=64, le=262_144)
+    """Memory for every process of the run together, in MiB."""
+
+    wall_seconds: int = Field(default=1800, gt=0, le=86_400)
+    """Elapsed time before the run is stopped."""
+
+    max_steps: int = Field(default=50, gt=0, le=1000)
+    """Model turns of the built-in runtime before it stops."""
+
+
+class Agent(ConfigModel):
+    """An agent tasks can run: the built-in tool loop, or an external command."""
+
+    runtime: Literal["builtin", "external"] = "builtin"
+    """`builtin`: Bosun's own tool-calling loop; `external`: `command` run in the sandbox."""
+
+    command: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, min_length=1, validate_default=True
+    )
+    """The argv of an external agent; it reaches models only through Bosun's gateway."""
+
+    tools: list[Tool] = [Tool.LIST_FILES, Tool.READ_FILE, Tool.WRITE_FILE, Tool.EDIT_FILE]
+    """Tools the built-in runtime offers the model."""
+
+    commands: list[CommandName] = []
+    """Commands `run_command` may start, by name (for example pytest, ruff)."""
+
+    network: Literal["none", "gateway"] = "none"
+    """`none`: no network at all; `gateway`: Bosun's model gateway only."""
+
+    limits: Limits = Limits()
+
+    @field_validator("command")
+    @classmethod
+    def _command_iff_external(
+        cls, value: list[str] | None, info: ValidationInfo
+    ) -> list[str] | None:
+        runtime = info.data.get("runtime")
+        if runtime == "external" and value is None:
+            raise PydanticCustomError("command_required", "required when runtime is external")
+        if runtime == "builtin" and value is not None:
+            raise PydanticCustomError("command_unused", "only for agents whose runtime is external")
+        return value
+
+    @field_validator("commands")
+    @classmethod
+    def _commands_need_run_command(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        tools = info.data.get("tools")
+        if value and tools is not None and Tool.RUN_COMMAND not in tools:
+            raise PydanticCustomError("run_command_missing", "needs run_command in tools")
+        return value
+
+
+class Models(ConfigModel):
+    """Model tiers, each an ordered list of models that fall back one to the next."""
+
+    tiers: dict[Name, Annotated[list[ModelName], Field(min_length=1)]] = Field(
+        min_length=1, json_schema_extra=_NAMED_ONLY
+    )
+    """Tier name to litellm model names, most preferred first; list tiers cheapest first."""
+
+    default_tier: Name
+    """The tier of a task that names none."""
+
+    @field_validator("default_tier")
+    @classmethod
+    def _default_tier_is_a_tier(cls, value: str, info: ValidationInfo) -> str:
+        tiers = info.data.get("tiers")
+        if tiers is not None and value not in tiers:
+            raise PydanticCustomError(
+                "unknown_tier",
+                "'{value}' is not a tier (tiers: {tiers})",
+                {"value": value, "tiers": ", ".join(tiers)},
+            )
+        return value
+
+
+class Budgets(ConfigModel):
+    """Spending limits, in US dollars."""
+
+    per_task_usd: Usd = 2.0
+    """The most one task may spend on models, over all its attempts."""
+
+
+class Policy(ConfigModel):
+    """`.bosun/policy.yaml`: who may trigger which agents, on which models, within what budget."""
+
+    version: Literal[1]
+    """The policy format version."""
+
+    triggers: Triggers = Triggers()
+    agents: dict[Name, Agent] = Field(json_schema_extra=_NAMED_ONLY)
+    """Agents that tasks may name, by name."""
+
+    models: Models
+    budgets: Budgets = Budgets()
+    protected_paths: list[PathGlob] = [".bosun/**", ".github/workflows/**"]
+    """Path globs no agent may change; a run that touches one fails before it is pushed."""
+
+
+class TaskSpec(ConfigModel):
+    """`.bosun/tasks/<name>.yaml`: one kind of task, queued by the label `agent:<name>`."""
+
+    description: str = Field(min_length=1)
+    """What the task does, in a sentence, for people choosing which label to add."""
+
+    agent: Name
+    """The agent, by its name under `agents` in the policy."""
+
+    prompt: str = Field(min_length=1)
+    """A Jinja template of the agent's instructions. Variables: `issue.title`, `issue.body`
+    (both given as quoted, untrusted text), `issue.number`, `repo` (owner/name)."""
+
+    task_type: Name = "general"
+    """The kind of work (for example bugfix, tests, docs), for routing and cost reports."""
+
+    tier: Name | None = None
+    """The model tier, by its name under `models.tiers`; the policy's default_tier if unset."""
+
+    scope: list[PathGlob] = Field(default=["**"], min_length=1)
+    """Path globs the task may change; two running tasks never claim overlapping paths."""
+
+    budget_usd: Usd | None = None
+    """The most this task may spend, at most the policy's budgets.per_task_usd."""
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_is_a_template(cls, value: str) -> str:
+        problem = template_problem(value)
+        if problem is None:
+            return value
+        context: dict[str, Any] = {"reason": problem.message}
+        if problem.line is not None:
+            context["value_line"] = problem.line
+        raise PydanticCustomError("template", "{reason}", context)

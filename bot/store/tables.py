@@ -1,0 +1,124 @@
+"""SQLModel tables: what Bosun remembers between events and restarts."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+
+def _timestamp(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index),
+    )
+
+
+class TaskState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_TASK_STATES = (TaskState.QUEUED, TaskState.RUNNING)
+
+
+class Delivery(SQLModel, table=True):
+    """One webhook delivery, stored verbatim before it is acknowledged."""
+
+    __tablename__ = "delivery"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: str = Field(max_length=64, unique=True)
+    event: str = Field(max_length=64)
+    action: str | None = Field(default=None, max_length=64)
+    installation_id: int | None = Field(default=None, sa_type=BigInteger)
+    repo_full_name: str | None = Field(default=None, max_length=256)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = _timestamp()
+    handled_at: datetime | None = _timestamp(nullable=True, index=True)
+    outcome: str | None = Field(default=None, max_length=32)
+    error: str | None = Field(default=None)
+    attempts: int = Field(default=0)
+
+
+class Task(SQLModel, table=True):
+    """One agent task: the desired state a label or command asked for."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        UniqueConstraint("trigger_delivery_id", "task_name", name="uq_task_trigger"),
+        Index("ix_task_repo_issue", "repo_full_name", "issue_number"),
+        Index("ix_task_state", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    installation_id: int = Field(sa_type=BigInteger)
+    repo_full_name: str = Field(max_length=256)
+    issue_number: int
+    is_pull_request: bool = Field(default=False)
+    task_name: str = Field(max_length=64)
+    # Stored as text so that a new state is a data change, not an ALTER TYPE.
+    state: TaskState = Field(sa_type=String(16))
+    branch: str = Field(max_length=256)
+    triggered_by: str = Field(max_length=64)
+    trigger_delivery_id: str = Field(max_length=64)
+    config_sha: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class Installation(SQLModel, table=True):
+    """A GitHub App installation and whether it is still active."""
+
+    __tablename__ = "installation"
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    account_login: str = Field(max_length=256)
+    account_type: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    updated_at: datetime = _timestamp()
+
+
+class InstallationRepository(SQLModel, table=True):
+    """A repository an installation grants Bosun access to."""
+
+    __tablename__ = "installation_repository"
+
+    installation_id: int = Field(
+        sa_column=Column(BigInteger, primary_key=True, autoincrement=False)
+    )
+    repo_full_name: str = Field(primary_key=True, max_length=256)
+    added_at: datetime = _timestamp()
+
+
+class AuditRecord(SQLModel, table=True):
+    """Append-only: who did what, where, why, under which delivery and config."""
+
+    __tablename__ = "audit_record"
+    __table_args__ = (Index("ix_audit_repo_at", "repo_full_name", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _timestamp()
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=64)
+    repo_full_name: str | None = Field(default=None, max_length=256)
+    delivery_id: str | None = Field(default=None, max_length=64)
+    config_sha: str | None = Field(default=None, max_length=64)
+    task_id: int | None = Field(default=None, index=True)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,1 @@
+"""Workspaces, isolation backends and agent runtimes; never imports `bot`."""

@@ -1,0 +1,50 @@
+"""Shared fixtures: a fake clock, and stores on both real databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.store import Store
+from tests.databases import postgres_database, truncate_all
+from tests.fakeclock import FakeClock
+
+pytest_plugins = ["tests.github_fixtures", "tests.sandbox_fixtures"]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_database() as url:
+        store = Store.connect(url, clock=FakeClock())
+        store.migrate()
+        store.close()
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
+    """The same suite runs on the embedded default and on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'bosun.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        truncate_all(url)
+    store = Store.connect(url, clock=clock)
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
+    store = Store.connect(f"sqlite:///{tmp_path / 'bosun.db'}", clock=clock)
+    store.migrate()
+    yield store
+    store.close()

@@ -1,0 +1,1 @@
+"""GitHub's REST contract, served by Prism from GitHub's own OpenAPI description."""

@@ -1,0 +1,56 @@
+"""Webhook payloads for tests, built from GitHub's recorded examples in `examples/events/`."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from gidgethub import sansio
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+@cache
+def _example(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EXAMPLES / "events" / f"{name}.json").read_text())
+    return data
+
+
+def example_config() -> dict[str, bytes]:
+    """The sample `.bosun/` of `examples/`, as repo-relative paths to bytes."""
+    root = EXAMPLES / ".bosun"
+    return {f".bosun/{path.relative_to(root)}": path.read_bytes() for path in root.rglob("*.yaml")}
+
+
+def issue_label_event(
+    action: str,
+    *,
+    label: str,
+    sender: str = "alice",
+    owner: str = "acme",
+    repo: str = "app",
+    issue_number: int = 12,
+    installation_id: int = 7,
+    delivery_id: str = "d-1",
+) -> sansio.Event:
+    """An `issues.labeled` / `issues.unlabeled` delivery as GitHub sends it."""
+    data = copy.deepcopy(_example(f"issues.{action}"))
+    data["label"]["name"] = label
+    data["sender"]["login"] = sender
+    data["issue"]["number"] = issue_number
+    data["issue"]["state"] = "open"
+    data["repository"].update(name=repo, full_name=f"{owner}/{repo}", default_branch="main")
+    data["repository"]["owner"]["login"] = owner
+    data["installation"] = {"id": installation_id, "node_id": "MDIzOkludGVncmF0aW9u"}
+    return sansio.Event(data, event="issues", delivery_id=delivery_id)
+
+
+def installation_event(
+    event: str, action: str, *, installation_id: int = 7, delivery_id: str = "i-1"
+) -> sansio.Event:
+    data = copy.deepcopy(_example(f"{event}.{action}"))
+    data["installation"]["id"] = installation_id
+    return sansio.Event(data, event=event, delivery_id=delivery_id)

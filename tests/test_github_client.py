@@ -1,0 +1,497 @@
+"""The GitHub client against the fake GitHub: tokens, reads, writes, errors, retries, ETags."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+from http import HTTPStatus
+
+import aiohttp
+import pytest
+from structlog.testing import capture_logs
+
+from bot.errors import GitHubError, GitHubRateLimited, GitHubTransientError
+from bot.github import GitHubClient, Repo
+from bot.settings import Secret
+from tests.fakeclock import FakeClock
+from tests.fakegithub import BOT_LOGIN, FakeGitHub
+from tests.github_fixtures import APP_ID, new_app_key
+
+POLICY = b"version: 1\ntrigger: write\n"
+
+
+@pytest.fixture
+def repo(fake_github: FakeGitHub) -> Repo:
+    return fake_github.add_repo(
+        "acme",
+        "widgets",
+        installation_id=7,
+        files={
+            ".bosun/policy.yaml": POLICY,
+            ".bosun/tasks/fix.yaml": b"agent: builtin\n",
+            ".bosun/tasks/docs.yaml": b"agent: builtin\n",
+            ".bosun/tasks/extra/deep.yaml": b"agent: builtin\n",
+            "README.md": b"# widgets\n",
+        },
+    )
+
+
+def client_on(
+    fake: FakeGitHub,
+    session: aiohttp.ClientSession,
+    clock: FakeClock,
+    private_key: str,
+    *,
+    base_url: str | None = None,
+    max_attempts: int = 4,
+    timeout: float = 15.0,
+) -> GitHubClient:
+    return GitHubClient(
+        session=session,
+        base_url=base_url or fake.url,
+        app_id=APP_ID,
+        private_key=Secret(private_key),
+        clock=clock,
+        etag_cache={},
+        max_attempts=max_attempts,
+        timeout=timeout,
+    )
+
+
+def token_requests(fake: FakeGitHub) -> int:
+    return sum(1 for r in fake.requests if r.raw_path.endswith("/access_tokens"))
+
+
+# App authentication
+
+
+async def test_installation_token_is_reused_until_five_minutes_before_it_expires(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo, clock: FakeClock
+) -> None:
+    """One token per installation serves every call until 5 minutes before its expiry."""
+    await github_client.get_repository(repo=repo)
+    await github_client.get_repository(repo=repo)
+    clock.advance(timedelta(minutes=54).total_seconds())
+    await github_client.get_branch_sha(repo=repo, branch="main")
+    assert token_requests(fake_github) == 1
+
+    clock.advance(timedelta(minutes=1, seconds=1).total_seconds())
+    await github_client.get_branch_sha(repo=repo, branch="main")
+    assert token_requests(fake_github) == 2
+
+
+async def test_each_installation_gets_its_own_token(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Repositories of different installations are reached with different tokens."""
+    other = fake_github.add_repo("globex", "gadgets", installation_id=8)
+    await github_client.get_repository(repo=repo)
+    await github_client.get_repository(repo=other)
+    assert sorted(installation for installation, _ in fake_github.tokens.values()) == [7, 8]
+
+
+async def test_a_jwt_signed_with_another_key_is_refused(
+    fake_github: FakeGitHub,
+    github_session: aiohttp.ClientSession,
+    clock: FakeClock,
+    repo: Repo,
+) -> None:
+    """GitHub verifies the App's JWT; a key that is not the App's gets 401 and no token."""
+    stranger_key = new_app_key()[0]
+    fake_github.now = clock.now
+    client = client_on(fake_github, github_session, clock, stranger_key, max_attempts=1)
+    with pytest.raises(GitHubError) as caught:
+        await client.get_repository(repo=repo)
+    assert caught.value.status_code == 401
+    assert fake_github.tokens == {}
+
+
+async def test_a_revoked_token_fails_once_then_a_new_one_is_fetched(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """A token GitHub no longer accepts is dropped, so the next call works again."""
+    await github_client.get_repository(repo=repo)
+    fake_github.tokens.clear()
+    with pytest.raises(GitHubError) as caught:
+        await github_client.get_repository(repo=repo)
+    assert caught.value.status_code == 401
+    assert (await github_client.get_repository(repo=repo))["full_name"] == "acme/widgets"
+    assert token_requests(fake_github) == 2
+
+
+async def test_tokens_and_the_private_key_never_reach_logs_or_errors(
+    github_client: GitHubClient,
+    fake_github: FakeGitHub,
+    repo: Repo,
+    github_app_key: tuple[str, str],
+) -> None:
+    """Secrets stay out of every log line and exception message, retries included."""
+    fake_github.fail_next("GET", r"/repos/acme/widgets$", 502, times=3)
+    fake_github.fail_next("GET", r"/contents/", 403)
+    with capture_logs() as logs:
+        await github_client.get_repository(repo=repo)
+        with pytest.raises(GitHubError) as caught:
+            await github_client.get_file(repo=repo, path="README.md")
+    assert len(logs) == 3
+    secrets = [*fake_github.tokens, github_app_key[0].splitlines()[1]]
+    seen = repr(logs) + str(caught.value) + repr(caught.value) + str(caught.value.__cause__)
+    assert not [secret for secret in secrets if secret in seen]
+
+
+async def test_without_app_credentials_requests_go_out_anonymously(
+    fake_github: FakeGitHub,
+    github_session: aiohttp.ClientSession,
+    clock: FakeClock,
+    repo: Repo,
+) -> None:
+    """With no App configured, Bosun asks GitHub anonymously: private repositories are 404."""
+    client = GitHubClient(
+        session=github_session,
+        base_url=fake_github.url,
+        app_id=None,
+        private_key=None,
+        clock=clock,
+    )
+    assert await client.get_file(repo=repo, path="README.md") is None
+    assert [r.headers.get("authorization") for r in fake_github.requests] == [None]
+
+
+def test_repo_comes_from_the_webhook_payload() -> None:
+    """A webhook names the repository and the installation that delivered it."""
+    payload = {
+        "action": "labeled",
+        "installation": {"id": 7, "node_id": "MDIz"},
+        "repository": {"name": "widgets", "full_name": "acme/widgets", "owner": {"login": "acme"}},
+    }
+    repo = Repo.from_payload(payload)
+    assert repo == Repo(installation_id=7, owner="acme", name="widgets")
+    assert repo.full_name == "acme/widgets"
+
+
+# Reads
+
+
+@pytest.mark.parametrize("role", ["admin", "maintain", "write", "triage", "read"])
+async def test_permission_is_the_collaborators_role(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo, role: str
+) -> None:
+    """The finer role name (maintain, triage) is kept, not GitHub's legacy permission."""
+    fake_github.set_permission("acme", "widgets", "dev", role)
+    assert await github_client.permission_of(repo=repo, username="dev") == role
+
+
+async def test_a_custom_role_counts_as_its_base_permission(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """A custom repository role is judged by the base permission GitHub reports for it."""
+    fake_github.set_permission("acme", "widgets", "auditor", "security-auditor")
+    assert await github_client.permission_of(repo=repo, username="auditor") == "read"
+
+
+async def test_someone_who_is_no_collaborator_has_permission_none(
+    github_client: GitHubClient, repo: Repo
+) -> None:
+    """GitHub's 404 for a non-collaborator means: no permission at all."""
+    assert await github_client.permission_of(repo=repo, username="stranger") == "none"
+
+
+async def test_repository_and_branch_sha(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """The default branch comes from the repository; a branch resolves to its head sha."""
+    assert (await github_client.get_repository(repo=repo))["default_branch"] == "main"
+    sha = await github_client.get_branch_sha(repo=repo, branch="main")
+    assert sha == fake_github.branch_sha("acme", "widgets", "main")
+    assert len(sha) == 40
+
+
+async def test_a_branch_name_with_slashes_is_sent_percent_encoded(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Agent branches are named bosun/<task>/<issue>; their slashes travel as %2F."""
+    sha = fake_github.add_branch("acme", "widgets", "bosun/fix/12")
+    assert await github_client.get_branch_sha(repo=repo, branch="bosun/fix/12") == sha
+    assert fake_github.requests[-1].raw_path.endswith("/git/ref/heads%2Fbosun%2Ffix%2F12")
+
+
+async def test_a_file_is_read_at_a_ref(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """File contents come back as the exact bytes at the ref asked for."""
+    fake_github.add_branch("acme", "widgets", "bosun/fix/12")
+    fake_github.set_file("acme", "widgets", ".bosun/policy.yaml", b"changed\n", branch="main")
+    on_branch = await github_client.get_file(
+        repo=repo, path=".bosun/policy.yaml", ref="bosun/fix/12"
+    )
+    on_default = await github_client.get_file(repo=repo, path=".bosun/policy.yaml")
+    assert (on_branch, on_default) == (POLICY, b"changed\n")
+    assert "/contents/.bosun%2Fpolicy.yaml" in fake_github.requests[-1].raw_path
+
+
+async def test_a_missing_file_or_directory_is_none_or_empty(
+    github_client: GitHubClient, repo: Repo
+) -> None:
+    """A path that does not exist is not an error: None for a file, [] for a directory."""
+    assert await github_client.get_file(repo=repo, path=".bosun/nope.yaml", ref="main") is None
+    assert await github_client.list_directory(repo=repo, path=".bosun/nope", ref="main") == []
+
+
+async def test_a_directory_lists_its_files_only(github_client: GitHubClient, repo: Repo) -> None:
+    """Listing a directory gives the paths of the files in it, not of its subdirectories."""
+    listed = await github_client.list_directory(repo=repo, path=".bosun/tasks", ref="main")
+    assert sorted(listed) == [".bosun/tasks/docs.yaml", ".bosun/tasks/fix.yaml"]
+
+
+async def test_reading_a_directory_as_a_file_is_an_error(
+    github_client: GitHubClient, repo: Repo
+) -> None:
+    """A directory where a file was expected is a mistake worth surfacing, not None."""
+    with pytest.raises(GitHubError, match="not a file"):
+        await github_client.get_file(repo=repo, path=".bosun/tasks", ref="main")
+
+
+async def test_a_second_identical_read_is_conditional_and_answered_304(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Repeated reads send If-None-Match; GitHub's 304 is served from the cache."""
+    for _ in range(2):
+        assert await github_client.get_file(repo=repo, path="README.md") == b"# widgets\n"
+        await github_client.get_branch_sha(repo=repo, branch="main")
+        await github_client.get_repository(repo=repo)
+    reads = [r for r in fake_github.requests if not r.raw_path.endswith("/access_tokens")]
+    assert [r.status for r in reads] == [200, 200, 200, 304, 304, 304]
+    assert all("if-none-match" in r.headers for r in reads[3:])
+
+
+async def test_a_changed_file_is_read_afresh(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """The cache never hides a change: a new ETag means a 200 with the new bytes."""
+    await github_client.get_file(repo=repo, path="README.md")
+    fake_github.set_file("acme", "widgets", "README.md", b"# widgets v2\n")
+    assert await github_client.get_file(repo=repo, path="README.md") == b"# widgets v2\n"
+    assert fake_github.requests[-1].status == 200
+
+
+async def test_comments_are_listed_across_pages(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Every comment is listed, however many pages GitHub splits them into."""
+    issue = fake_github.add_issue("acme", "widgets")
+    ids = [fake_github.add_comment("acme", "widgets", issue, f"c{i}") for i in range(230)]
+    comments = await github_client.list_comments(repo=repo, issue_number=issue)
+    assert [c["id"] for c in comments] == ids
+    pages = [r.query.get("page") for r in fake_github.requests if r.raw_path.endswith("/comments")]
+    assert pages == [None, "2", "3"]
+
+
+# Writes
+
+
+async def test_a_comment_is_created_then_edited_in_place(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Bosun's status comment is one comment, by the App's bot user, edited as things move."""
+    issue = fake_github.add_issue("acme", "widgets")
+    comment_id = await github_client.create_comment(repo=repo, issue_number=issue, body="queued")
+    await github_client.update_comment(repo=repo, comment_id=comment_id, body="running")
+    [comment] = fake_github.comments("acme", "widgets", issue)
+    assert (comment["id"], comment["body"], comment["user"]["login"]) == (
+        comment_id,
+        "running",
+        BOT_LOGIN,
+    )
+
+
+async def test_labels_are_added_and_removed_and_a_missing_one_is_fine(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Removing a label that is not there is not an error: the end state is the same."""
+    issue = fake_github.add_issue("acme", "widgets", labels=["bug"])
+    await github_client.add_labels(repo=repo, issue_number=issue, labels=["agent:fix", "bosun"])
+    await github_client.remove_label(repo=repo, issue_number=issue, name="agent:fix")
+    await github_client.remove_label(repo=repo, issue_number=issue, name="agent:fix")
+    assert fake_github.labels("acme", "widgets", issue) == ["bug", "bosun"]
+
+
+async def test_a_reaction_acknowledges_a_command(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Reacting twice with the same content leaves one reaction."""
+    issue = fake_github.add_issue("acme", "widgets")
+    command = fake_github.add_comment("acme", "widgets", issue, "/bosun run fix")
+    for _ in range(2):
+        await github_client.create_reaction_for_comment(repo=repo, comment_id=command, content="+1")
+    assert fake_github.reactions(command) == ["+1"]
+
+
+# Errors and retries
+
+
+RATE_LIMITED = "API rate limit exceeded for installation ID 7."
+SECONDARY = "You have exceeded a secondary rate limit. Please wait a few minutes."
+
+
+def status_cases(now: float) -> list[tuple[int, dict[str, str], str, type[GitHubError], float]]:
+    """(status, headers, message, exception, retry_after) for each kind of answer."""
+    used_up = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(now) + 30)}
+    limited, plain, transient = GitHubRateLimited, GitHubError, GitHubTransientError
+    return [
+        (400, {}, "Problems parsing JSON", plain, 0),
+        (401, {}, "Bad credentials", plain, 0),
+        (403, {}, "Resource not accessible by integration", plain, 0),
+        (403, used_up, RATE_LIMITED, limited, 30),
+        (429, used_up, RATE_LIMITED, limited, 30),
+        (403, {"retry-after": "20"}, SECONDARY, limited, 20),
+        (403, {}, SECONDARY, limited, 60),
+        (429, {"retry-after": "5"}, SECONDARY, limited, 5),
+        (429, {}, SECONDARY, limited, 60),
+        (404, {}, "Not Found", plain, 0),
+        (409, {}, "Git Repository is empty.", plain, 0),
+        (422, {}, "Validation Failed", plain, 0),
+        (500, {}, "Server Error", transient, 0),
+        (502, {}, "Bad Gateway", transient, 0),
+        (503, {}, "Service Unavailable", transient, 0),
+    ]
+
+
+async def test_each_kind_of_answer_maps_to_its_exception(
+    fake_github: FakeGitHub,
+    github_session: aiohttp.ClientSession,
+    clock: FakeClock,
+    github_app_key: tuple[str, str],
+    repo: Repo,
+) -> None:
+    """5xx is transient, rate limits carry their wait, every other 4xx is a plain error."""
+    fake_github.now = clock.now
+    client = client_on(fake_github, github_session, clock, github_app_key[0], max_attempts=1)
+    await client.get_repository(repo=repo)
+    for status, headers, message, expected, retry_after in status_cases(clock.now().timestamp()):
+        body = {"message": message, "documentation_url": "https://docs.github.com/rest"}
+        fake_github.fail_next("GET", r"/repos/acme/widgets$", status, headers=headers, body=body)
+        with pytest.raises(GitHubError) as caught:
+            await client.get_repository(repo=repo)
+        case = (status, headers, message)
+        assert type(caught.value) is expected, case
+        assert caught.value.status_code == status, case
+        assert getattr(caught.value, "retry_after", 0) == retry_after, case
+
+    fake_github.fail_next("GET", r"/git/ref/", 304)  # a redirect class answer with nothing cached
+    with pytest.raises(GitHubError) as redirected:
+        await client.get_branch_sha(repo=repo, branch="main")
+    assert (type(redirected.value), redirected.value.status_code) == (GitHubError, 304)
+
+
+async def test_every_error_status_is_mapped(
+    fake_github: FakeGitHub,
+    github_session: aiohttp.ClientSession,
+    clock: FakeClock,
+    github_app_key: tuple[str, str],
+    repo: Repo,
+) -> None:
+    """No status GitHub might answer escapes as a gidgethub or aiohttp exception."""
+    fake_github.now = clock.now
+    client = client_on(fake_github, github_session, clock, github_app_key[0], max_attempts=1)
+    await client.get_repository(repo=repo)
+    for status in (s for s in HTTPStatus if s >= 400):
+        fake_github.fail_next("GET", r"/repos/acme/widgets$", status)
+        with pytest.raises(GitHubError) as caught:
+            await client.get_repository(repo=repo)
+        if status >= 500:
+            expected: type[GitHubError] = GitHubTransientError
+        elif status == 429:
+            expected = GitHubRateLimited
+        else:
+            expected = GitHubError
+        assert (type(caught.value), caught.value.status_code) == (expected, status)
+
+
+async def test_no_answer_at_all_is_transient(
+    github_session: aiohttp.ClientSession,
+    clock: FakeClock,
+    github_app_key: tuple[str, str],
+    fake_github: FakeGitHub,
+    repo: Repo,
+) -> None:
+    """A refused connection or a request that outlives its timeout is worth retrying later."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    refused = client_on(
+        fake_github,
+        github_session,
+        clock,
+        github_app_key[0],
+        base_url=f"http://127.0.0.1:{closed_port}",
+        max_attempts=1,
+    )
+    with pytest.raises(GitHubTransientError) as caught:
+        await refused.get_repository(repo=repo)
+    assert caught.value.status_code == 0
+
+    fake_github.now = clock.now
+    slow = client_on(
+        fake_github, github_session, clock, github_app_key[0], max_attempts=1, timeout=0.05
+    )
+    fake_github.fail_next("POST", r"/access_tokens$", 500, delay=0.5)
+    with pytest.raises(GitHubTransientError, match="TimeoutError"):
+        await slow.get_repository(repo=repo)
+
+
+async def test_transient_failures_are_retried_with_backoff_on_the_clock(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo, clock: FakeClock
+) -> None:
+    """A 5xx is retried after 1 s, then 2 s, ... slept on the injected clock."""
+    fake_github.fail_next("GET", r"/contents/", 502, times=2)
+    assert await github_client.get_file(repo=repo, path="README.md") == b"# widgets\n"
+    assert clock.slept == [1.0, 2.0]
+
+
+async def test_retries_stop_after_max_attempts(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo, clock: FakeClock
+) -> None:
+    """A failure that persists raises after max_attempts tries (4 by default)."""
+    fake_github.fail_next("GET", r"/repos/acme/widgets$", 503, times=10)
+    with pytest.raises(GitHubTransientError):
+        await github_client.get_repository(repo=repo)
+    assert clock.slept == [1.0, 2.0, 4.0]
+    assert sum(r.raw_path == "/repos/acme/widgets" for r in fake_github.requests) == 4
+
+
+async def test_rate_limits_wait_as_long_as_github_says(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo, clock: FakeClock
+) -> None:
+    """Retry-After is honoured; a primary limit waits until X-RateLimit-Reset."""
+    fake_github.fail_next("GET", r"/repos/acme/widgets$", 429, headers={"Retry-After": "7"})
+    await github_client.get_repository(repo=repo)
+    reset = str(int(clock.now().timestamp()) + 30)
+    fake_github.fail_next(
+        "GET",
+        r"/git/ref/",
+        403,
+        headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
+        body={"message": RATE_LIMITED},
+    )
+    await github_client.get_branch_sha(repo=repo, branch="main")
+    assert clock.slept == [7.0, 30.0]
+
+
+async def test_a_long_rate_limit_fails_fast_instead_of_blocking_a_worker(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo, clock: FakeClock
+) -> None:
+    """A wait over a minute is raised at once with retry_after, for the queue to requeue."""
+    fake_github.fail_next("GET", r"/repos/acme/widgets$", 403, headers={"Retry-After": "3600"})
+    with pytest.raises(GitHubRateLimited) as caught:
+        await github_client.get_repository(repo=repo)
+    assert caught.value.retry_after == 3600
+    assert clock.slept == []
+
+
+async def test_client_errors_are_not_retried(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo, clock: FakeClock
+) -> None:
+    """A 4xx will not change by asking again."""
+    fake_github.fail_next("GET", r"/repos/acme/widgets$", 422, times=10)
+    with pytest.raises(GitHubError):
+        await github_client.get_repository(repo=repo)
+    assert clock.slept == []

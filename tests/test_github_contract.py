@@ -1,0 +1,176 @@
+"""Every GitHub call Bosun makes, checked by Prism against GitHub's own OpenAPI description."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import gidgethub
+import gidgethub.aiohttp
+import pytest
+
+from bot.errors import GitHubError
+from bot.github import GitHubClient, Repo
+from tests.contract import prism
+from tests.contract.prism import HTTP_METHODS, OPERATIONS, PrismProxy, PrismUnavailable
+from tests.fakegithub import FakeGitHub
+
+Violations = Callable[[], list[str]]
+
+
+@pytest.fixture
+def repo(fake_github: FakeGitHub) -> Repo:
+    return fake_github.add_repo(
+        "acme",
+        "widgets",
+        installation_id=7,
+        files={
+            ".bosun/policy.yaml": b"version: 1\n",
+            ".bosun/tasks/fix.yaml": b"agent: builtin\n",
+            ".bosun/tasks/docs/deep.yaml": b"agent: builtin\n",
+        },
+    )
+
+
+async def test_reads_conform(
+    github_via_prism: GitHubClient,
+    fake_github: FakeGitHub,
+    repo: Repo,
+    prism_violations: Violations,
+) -> None:
+    """Repository, permission, branch, file and directory reads match GitHub's description."""
+    fake_github.set_permission("acme", "widgets", "dev", "maintain")
+    fake_github.add_branch("acme", "widgets", "bosun/fix/12")
+    github = github_via_prism
+
+    assert (await github.get_repository(repo=repo))["default_branch"] == "main"
+    assert await github.permission_of(repo=repo, username="dev") == "maintain"
+    assert len(await github.get_branch_sha(repo=repo, branch="bosun/fix/12")) == 40
+    policy = await github.get_file(repo=repo, path=".bosun/policy.yaml", ref="bosun/fix/12")
+    assert policy == b"version: 1\n"
+    tasks = await github.list_directory(repo=repo, path=".bosun/tasks", ref="main")
+    assert tasks == [".bosun/tasks/fix.yaml"]
+    assert prism_violations() == []
+
+
+async def test_absent_things_conform(
+    github_via_prism: GitHubClient,
+    fake_github: FakeGitHub,
+    repo: Repo,
+    prism_violations: Violations,
+) -> None:
+    """GitHub's 404s for a missing file, directory, collaborator or label match its description."""
+    github = github_via_prism
+    issue = fake_github.add_issue("acme", "widgets")
+    assert await github.get_file(repo=repo, path=".bosun/none.yaml", ref="main") is None
+    assert await github.list_directory(repo=repo, path=".bosun/none", ref="main") == []
+    assert await github.permission_of(repo=repo, username="stranger") == "none"
+    await github.remove_label(repo=repo, issue_number=issue, name="never-there")
+    with pytest.raises(GitHubError):
+        await github.get_branch_sha(repo=repo, branch="no-such-branch")
+    assert prism_violations() == []
+
+
+async def test_conditional_reads_conform(
+    github_via_prism: GitHubClient,
+    fake_github: FakeGitHub,
+    repo: Repo,
+    prism_violations: Violations,
+) -> None:
+    """Revalidated reads (If-None-Match, 304) pass through Prism and serve cached data."""
+    for _ in range(2):
+        assert await github_via_prism.get_file(repo=repo, path=".bosun/policy.yaml")
+        await github_via_prism.get_branch_sha(repo=repo, branch="main")
+        await github_via_prism.get_repository(repo=repo)
+    assert [r.status for r in fake_github.requests if r.method == "GET"][-3:] == [304] * 3
+    assert prism_violations() == []
+
+
+async def test_writes_and_paginated_listing_conform(
+    github_via_prism: GitHubClient,
+    fake_github: FakeGitHub,
+    repo: Repo,
+    prism_violations: Violations,
+) -> None:
+    """Comments, labels and reactions, and a listing over several pages, match the description."""
+    github = github_via_prism
+    issue = fake_github.add_issue("acme", "widgets", labels=["bug"])
+    for i in range(105):
+        fake_github.add_comment("acme", "widgets", issue, f"comment {i}")
+    command = fake_github.add_comment("acme", "widgets", issue, "/bosun run fix", user="dev")
+
+    status = await github.create_comment(repo=repo, issue_number=issue, body="queued")
+    await github.update_comment(repo=repo, comment_id=status, body="running")
+    await github.create_reaction_for_comment(repo=repo, comment_id=command, content="eyes")
+    await github.create_reaction_for_comment(repo=repo, comment_id=command, content="eyes")
+    await github.add_labels(repo=repo, issue_number=issue, labels=["agent:fix"])
+    await github.remove_label(repo=repo, issue_number=issue, name="bug")
+    comments = await github.list_comments(repo=repo, issue_number=issue)
+
+    assert len(comments) == 107
+    assert comments[-1]["body"] == "running"
+    assert fake_github.labels("acme", "widgets", issue) == ["agent:fix"]
+    assert prism_violations() == []
+
+
+async def test_a_malformed_request_is_flagged(
+    prism_proxy: PrismProxy,
+    fake_github: FakeGitHub,
+    github_session: aiohttp.ClientSession,
+    repo: Repo,
+    prism_violations: Violations,
+) -> None:
+    """The check can fail: a comment body that is not a string is refused before the fake."""
+    issue = fake_github.add_issue("acme", "widgets")
+    raw = gidgethub.aiohttp.GitHubAPI(github_session, "bosun", base_url=prism_proxy.url)
+    with pytest.raises(gidgethub.BadRequest) as caught:
+        await raw.post(
+            "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+            {"owner": "acme", "repo": "widgets", "issue_number": issue},
+            data={"body": 42},
+        )
+    assert caught.value.status_code == 422
+    [violation] = prism_violations()
+    assert f"post /repos/acme/widgets/issues/{issue}/comments" in violation
+    assert not [r for r in fake_github.requests if r.method == "POST"]
+
+
+async def test_an_answer_off_the_description_is_flagged(
+    github_via_prism: GitHubClient,
+    fake_github: FakeGitHub,
+    repo: Repo,
+    prism_violations: Violations,
+) -> None:
+    """The check covers the fake too: an issue comment without its required fields is caught."""
+    issue = fake_github.add_issue("acme", "widgets")
+    fake_github.fail_next("POST", r"/comments$", 201, body={"id": 1, "body": "queued"})
+    await github_via_prism.create_comment(repo=repo, issue_number=issue, body="queued")
+    refused, rules = prism_violations()
+    assert f"post /repos/acme/widgets/issues/{issue}/comments" in refused
+    assert "must have required property 'node_id'" in rules
+
+
+def test_the_spec_holds_only_the_operations_bosun_sends(prism_proxy: PrismProxy) -> None:
+    """Prism knows exactly Bosun's operations, so an unexpected request is refused too."""
+    spec = json.loads(prism_proxy.spec_path.read_text())
+    operations = {
+        op["operationId"]
+        for item in spec["paths"].values()
+        for method, op in item.items()
+        if method in HTTP_METHODS
+    }
+    assert operations == OPERATIONS
+    assert spec["servers"] == [{"url": prism_proxy.url}]
+    assert '"Link"' not in json.dumps(spec["paths"])
+    assert "https://api.github.com" not in prism_proxy.spec_path.read_text()
+
+
+def test_a_missing_harness_fails_with_the_command_that_installs_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On a fresh clone without node_modules the contract tests fail and say what to run."""
+    monkeypatch.setattr(prism, "OPENAPI_JSON", tmp_path / "missing.json")
+    with pytest.raises(PrismUnavailable, match="npm ci --prefix tests/contract"):
+        prism.require_installed()

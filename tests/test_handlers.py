@@ -1,0 +1,229 @@
+"""Handlers turn events into desired state: tasks queued or cancelled, installs recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from gidgethub import sansio
+
+from bot.config.source import ConfigProvider
+from bot.github import GitHubClient, Repo
+from bot.handlers import router
+from bot.handlers.context import HandlerContext
+from bot.store import Store
+from bot.store.tables import TaskState
+from tests.events import example_config, installation_event, issue_label_event
+from tests.fakeclock import FakeClock
+from tests.fakegithub import FakeGitHub
+
+Violations = Callable[[], list[str]]
+
+
+@pytest.fixture
+def repo(fake_github: FakeGitHub) -> Repo:
+    repo = fake_github.add_repo("acme", "app", installation_id=7, files=example_config())
+    fake_github.add_issue("acme", "app", number=12, title="Crash on empty input")
+    fake_github.set_permission("acme", "app", "alice", "write")
+    fake_github.set_permission("acme", "app", "trinity", "triage")
+    return repo
+
+
+@pytest.fixture
+def dispatch(
+    store: Store, github_via_prism: GitHubClient, clock: FakeClock
+) -> Callable[[sansio.Event], object]:
+    configs = ConfigProvider(github_via_prism)
+
+    async def send(event: sansio.Event) -> None:
+        context = HandlerContext(
+            store=store,
+            github=github_via_prism,
+            configs=configs,
+            clock=clock,
+            delivery_id=event.delivery_id,
+        )
+        await router.dispatch(event, context)
+
+    return send
+
+
+async def test_a_trigger_label_from_a_writer_queues_the_task(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo, prism_violations: Violations
+) -> None:
+    """`agent:fix-bug` by someone with write access queues fix-bug on its own branch."""
+    await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
+    [task] = store.tasks("acme/app")
+    assert (task.task_name, task.state, task.branch) == (
+        "fix-bug",
+        TaskState.QUEUED,
+        "bosun/fix-bug/12",
+    )
+    assert (task.triggered_by, task.trigger_delivery_id) == ("alice", "d-1")
+    assert task.config_sha == fake_github.branch_sha("acme", "app", "main")
+    [record] = store.audit_records(repo_full_name="acme/app")
+    assert (record.actor, record.action, record.delivery_id, record.config_sha) == (
+        "alice",
+        "task.queued",
+        "d-1",
+        task.config_sha,
+    )
+    assert fake_github.comments("acme", "app", 12) == []
+    assert prism_violations() == []
+
+
+async def test_a_trigger_below_the_required_permission_is_refused_with_a_comment(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo, prism_violations: Violations
+) -> None:
+    """Someone with triage cannot start an agent; the comment says who can, and nothing runs."""
+    await dispatch(issue_label_event("labeled", label="agent:fix-bug", sender="trinity"))
+    assert store.tasks("acme/app") == []
+    [comment] = fake_github.comments("acme", "app", 12)
+    assert "@trinity" in comment["body"]
+    assert "**write** permission or above" in comment["body"]
+    assert "you have **triage**" in comment["body"]
+    [record] = store.audit_records(repo_full_name="acme/app")
+    assert (record.actor, record.action) == ("trinity", "trigger.denied")
+    assert prism_violations() == []
+
+
+async def test_someone_who_is_not_a_collaborator_is_refused(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """An outsider's label never queues work."""
+    await dispatch(issue_label_event("labeled", label="agent:fix-bug", sender="mallory"))
+    assert store.tasks("acme/app") == []
+    assert "you have **none**" in fake_github.comments("acme", "app", 12)[0]["body"]
+
+
+async def test_the_repo_policy_sets_the_permission_needed(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """A policy demanding maintain refuses a writer: the policy on the default branch rules."""
+    policy = example_config()[".bosun/policy.yaml"].replace(
+        b"min_permission: write", b"min_permission: maintain"
+    )
+    fake_github.set_file("acme", "app", ".bosun/policy.yaml", policy)
+    await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
+    assert store.tasks("acme/app") == []
+    assert "**maintain** permission" in fake_github.comments("acme", "app", 12)[0]["body"]
+
+
+async def test_config_on_other_branches_has_no_effect(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """A policy edited on a feature branch changes nothing until it is merged."""
+    fake_github.add_branch("acme", "app", "loosen")
+    loose = example_config()[".bosun/policy.yaml"].replace(
+        b"min_permission: write", b"min_permission: triage"
+    )
+    fake_github.set_file("acme", "app", ".bosun/policy.yaml", loose, branch="loosen")
+    await dispatch(issue_label_event("labeled", label="agent:fix-bug", sender="trinity"))
+    assert store.tasks("acme/app") == []
+
+
+async def test_labels_without_the_prefix_are_not_triggers(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Ordinary labels such as `bug` do nothing and say nothing."""
+    await dispatch(issue_label_event("labeled", label="bug"))
+    assert store.tasks("acme/app") == []
+    assert fake_github.comments("acme", "app", 12) == []
+
+
+async def test_an_unknown_task_is_refused_with_the_list_of_tasks(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """A label naming no task file gets a comment listing the tasks that exist."""
+    await dispatch(issue_label_event("labeled", label="agent:make-coffee"))
+    assert store.tasks("acme/app") == []
+    body = fake_github.comments("acme", "app", 12)[0]["body"]
+    assert "`add-tests`, `fix-bug`, `update-docs`" in body
+    assert "make-coffee" not in body, "label text is not echoed back"
+
+
+async def test_a_broken_task_file_is_named_with_its_error(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Labelling for a task whose file is invalid says which line of it is wrong."""
+    fake_github.set_file("acme", "app", ".bosun/tasks/fix-bug.yaml", b"agent: coder\nprompt: x\n")
+    await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
+    assert store.tasks("acme/app") == []
+    body = fake_github.comments("acme", "app", 12)[0]["body"]
+    assert "`.bosun/tasks/fix-bug.yaml` on the default branch has errors" in body
+    assert "`.bosun/tasks/fix-bug.yaml:1:1: " in body
+
+
+async def test_the_same_delivery_handled_twice_queues_one_task(
+    dispatch, store: Store, repo: Repo
+) -> None:
+    """Replaying a delivery after a crash is harmless."""
+    event = issue_label_event("labeled", label="agent:fix-bug")
+    await dispatch(event)
+    await dispatch(event)
+    assert len(store.tasks("acme/app")) == 1
+
+
+async def test_removing_the_label_cancels_the_queued_task(
+    dispatch, store: Store, repo: Repo, prism_violations: Violations
+) -> None:
+    """Unlabelling before the task runs cancels it and records who did it."""
+    await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
+    await dispatch(issue_label_event("unlabeled", label="agent:fix-bug", delivery_id="d-2"))
+    [task] = store.tasks("acme/app")
+    assert task.state == TaskState.CANCELLED
+    assert task.reason == "label removed by alice"
+    actions = [r.action for r in store.audit_records(repo_full_name="acme/app")]
+    assert actions == ["task.queued", "task.cancelled"]
+    assert prism_violations() == []
+
+
+async def test_a_broken_policy_without_a_good_one_refuses_and_names_the_error(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Bad YAML never runs an agent on guesswork; the comment points at file:line:col."""
+    fake_github.set_file("acme", "app", ".bosun/policy.yaml", b"version: 1\nagents: [\n")
+    await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
+    assert store.tasks("acme/app") == []
+    body = fake_github.comments("acme", "app", 12)[0]["body"]
+    assert "`.bosun/policy.yaml:3:1: invalid YAML" in body
+
+
+async def test_a_broken_policy_keeps_the_last_good_config(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """A push that breaks the policy leaves the bot running on the last good config."""
+    await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
+    good_sha = fake_github.branch_sha("acme", "app", "main")
+    fake_github.set_file("acme", "app", ".bosun/policy.yaml", b"version: 1\nagents: 3\n")
+    fake_github.add_issue("acme", "app", number=13)
+    await dispatch(
+        issue_label_event("labeled", label="agent:add-tests", issue_number=13, delivery_id="d-3")
+    )
+    tasks = store.tasks("acme/app")
+    assert [t.task_name for t in tasks] == ["fix-bug", "add-tests"]
+    assert tasks[1].config_sha == good_sha
+
+
+async def test_closed_issues_do_not_queue_tasks(dispatch, store: Store, repo: Repo) -> None:
+    """A label added to a closed issue starts nothing."""
+    event = issue_label_event("labeled", label="agent:fix-bug")
+    event.data["issue"]["state"] = "closed"
+    await dispatch(event)
+    assert store.tasks("acme/app") == []
+
+
+async def test_installations_and_their_repositories_are_recorded(dispatch, store: Store) -> None:
+    """Installing the App, and granting or removing repositories, is remembered and audited."""
+    await dispatch(installation_event("installation", "created"))
+    installation = store.installation(7)
+    assert installation is not None and installation.status == "active"
+    created = installation_event("installation", "created")
+    granted = sorted(r["full_name"] for r in created.data["repositories"])
+    assert store.installation_repositories(7) == granted
+    added = installation_event("installation_repositories", "added", delivery_id="i-2")
+    await dispatch(added)
+    new = [r["full_name"] for r in added.data["repositories_added"]]
+    assert set(new) <= set(store.installation_repositories(7))
+    actions = [r.action for r in store.audit_records()]
+    assert actions == ["installation.created", "installation_repositories.added"]

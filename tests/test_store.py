@@ -1,0 +1,159 @@
+"""The store keeps deliveries, tasks, installations and audit records on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from bot.store import NewDelivery, NewTask, Store
+from bot.store.migrate import downgrade
+from bot.store.tables import SQLModel, TaskState
+from tests.fakeclock import FakeClock
+
+
+def delivery(delivery_id: str, body: bytes = b"{}") -> NewDelivery:
+    return NewDelivery(
+        delivery_id=delivery_id,
+        event="issues",
+        action="labeled",
+        installation_id=7,
+        repo_full_name="acme/app",
+        body=body,
+    )
+
+
+def new_task(**overrides: object) -> NewTask:
+    fields: dict[str, object] = {
+        "installation_id": 7,
+        "repo_full_name": "acme/app",
+        "issue_number": 12,
+        "is_pull_request": False,
+        "task_name": "fix-bug",
+        "branch": "bosun/fix-bug/12",
+        "triggered_by": "alice",
+        "trigger_delivery_id": "d-1",
+        "config_sha": "abc123",
+    }
+    fields.update(overrides)
+    return NewTask(**fields)  # type: ignore[arg-type]
+
+
+def test_migrations_match_the_models(store: Store) -> None:
+    """The migrated schema is exactly what the models declare, so no change slips past Alembic."""
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert diff == []
+
+
+def test_migrations_downgrade_to_nothing_and_back(store: Store) -> None:
+    """Every migration can be undone and redone: an operator can roll back a release."""
+    downgrade(store.engine, "base")
+    assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
+    store.migrate()
+    assert "delivery" in inspect(store.engine).get_table_names()
+
+
+def test_a_delivery_id_is_stored_once(store: Store) -> None:
+    """A redelivered webhook is recognised by its delivery id and not stored again."""
+    assert store.insert_deliveries([delivery("a"), delivery("b")]) == {"a", "b"}
+    assert store.insert_deliveries([delivery("a", b'{"x":1}'), delivery("c")]) == {"c"}
+    assert store.count_deliveries() == 3
+    stored = store.delivery("a")
+    assert stored is not None and stored.body == b"{}"
+
+
+def test_unhandled_deliveries_come_back_in_arrival_order(store: Store) -> None:
+    """After a restart the deliveries not yet handled are replayed oldest first."""
+    store.insert_deliveries([delivery("a"), delivery("b"), delivery("c")])
+    first = store.unhandled_deliveries()
+    assert [d.delivery_id for d in first] == ["a", "b", "c"]
+    store.mark_deliveries_handled([(first[0].id, "handled", None)])
+    store.record_delivery_attempt(first[1].id, error="GitHub 502")
+    again = store.unhandled_deliveries()
+    assert [(d.delivery_id, d.attempts) for d in again] == [("b", 1), ("c", 0)]
+
+
+def test_one_active_task_per_issue_and_task_name(store: Store) -> None:
+    """Labelling twice never queues the same task twice while one is active."""
+    first = store.create_task(new_task())
+    assert first is not None and first.state == TaskState.QUEUED
+    assert store.create_task(new_task(trigger_delivery_id="d-2")) is None
+    other = store.create_task(new_task(task_name="add-tests", trigger_delivery_id="d-3"))
+    assert other is not None
+    assert [t.task_name for t in store.active_tasks("acme/app", 12)] == ["fix-bug", "add-tests"]
+
+
+def test_the_same_delivery_never_makes_two_tasks(store: Store) -> None:
+    """Handling a delivery again after a crash does not duplicate its task."""
+    first = store.create_task(new_task())
+    assert first is not None
+    store.cancel_queued_task("acme/app", 12, "fix-bug", reason="test")
+    assert store.create_task(new_task()) is None
+    assert len(store.tasks("acme/app")) == 1
+
+
+def test_cancelling_a_queued_task_is_idempotent(store: Store, clock: FakeClock) -> None:
+    """Cancelling twice cancels once; a new label after that queues a fresh task."""
+    store.create_task(new_task())
+    clock.advance(5)
+    cancelled = store.cancel_queued_task("acme/app", 12, "fix-bug", reason="label removed")
+    assert cancelled is not None and cancelled.state == TaskState.CANCELLED
+    assert cancelled.reason == "label removed"
+    assert store.cancel_queued_task("acme/app", 12, "fix-bug", reason="again") is None
+    assert store.create_task(new_task(trigger_delivery_id="d-9")) is not None
+
+
+def test_installations_and_their_repositories(store: Store) -> None:
+    """Bosun remembers where it is installed and which repositories it may see."""
+    store.record_installation(
+        installation_id=2**40, account_login="acme", account_type="Organization", status="active"
+    )
+    store.set_installation_repositories(2**40, added=["acme/app", "acme/web"], removed=[])
+    store.set_installation_repositories(2**40, added=["acme/api"], removed=["acme/web"])
+    store.record_installation(
+        installation_id=2**40, account_login="acme", account_type="Organization", status="deleted"
+    )
+    installation = store.installation(2**40)
+    assert installation is not None and installation.status == "deleted"
+    assert store.installation_repositories(2**40) == ["acme/api", "acme/app"]
+
+
+def test_audit_records_keep_who_what_where(store: Store, clock: FakeClock) -> None:
+    """Every audit record carries actor, action, repo, delivery id and config commit."""
+    store.audit(
+        actor="alice",
+        action="task.queued",
+        repo_full_name="acme/app",
+        delivery_id="d-1",
+        config_sha="abc123",
+        task_id=1,
+        detail={"issue": 12},
+    )
+    [record] = store.audit_records(repo_full_name="acme/app")
+    assert (record.actor, record.action, record.delivery_id, record.config_sha) == (
+        "alice",
+        "task.queued",
+        "d-1",
+        "abc123",
+    )
+    assert record.detail == {"issue": 12}
+
+
+def test_ping_reports_an_unreachable_database(tmp_path: object) -> None:
+    """/healthz can tell a dead database from a live one."""
+    dead = Store.connect("postgresql://nobody@127.0.0.1:1/none", clock=FakeClock())
+    assert dead.ping() is False
+
+
+def test_replicas_migrating_at_once_do_not_collide(postgres_url: str) -> None:
+    """Several `bosun serve` replicas starting together on one PostgreSQL all come up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stores = [Store.connect(postgres_url, clock=FakeClock()) for _ in range(4)]
+    downgrade(stores[0].engine, "base")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda s: s.migrate(), stores))
+    assert "task" in inspect(stores[0].engine).get_table_names()
+    for s in stores:
+        s.close()
