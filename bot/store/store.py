@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, text, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -144,7 +145,7 @@ class Store:
     def unhandled_deliveries(self, *, limit: int = 100) -> list[StoredDelivery]:
         # Plain columns, not ORM objects: this runs for every delivery Bosun receives.
         query = (
-            select(
+            sa_select(
                 col(Delivery.id),
                 col(Delivery.delivery_id),
                 col(Delivery.event),
