@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -17,10 +20,12 @@ from bot.github import GitHubClient
 from bot.handlers import router
 from bot.handlers.context import HandlerContext
 from bot.intake import make_webhook_handler
+from bot.scheduler import Scheduler, SchedulerConfig
 from bot.settings import Settings
 from bot.store import Store, StoredDelivery
 
 STORE = web.AppKey("store", Store)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
 DISPATCHER = web.AppKey("dispatcher", EventDispatcher)
 GITHUB = web.AppKey("github", GitHubClient)
 
@@ -43,16 +48,24 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(store.migrate)
         async with _github_client(settings, clock, github) as client:
-            if client is not None:
+            configs = ConfigProvider(client) if client is not None else None
+            scheduler = None
+            if client is not None and configs is not None:
                 app[GITHUB] = client
-            dispatcher = _dispatcher(store, client, clock)
+                scheduler = await _scheduler(settings, store, client, configs, clock)
+                app[SCHEDULER] = scheduler
+            dispatcher = _dispatcher(store, client, configs, clock, scheduler)
             app[DISPATCHER] = dispatcher
             await writer.start()
-            draining = asyncio.create_task(dispatcher.run_forever(), name="event-dispatcher")
+            background = [asyncio.create_task(dispatcher.run_forever(), name="event-dispatcher")]
+            if scheduler is not None:
+                background.append(asyncio.create_task(scheduler.run_forever(), name="scheduler"))
             yield
             await writer.stop()
             await dispatcher.stop()
-            await draining
+            if scheduler is not None:
+                await scheduler.stop()
+            await asyncio.gather(*background)
         if owned_store:
             store.close()
 
@@ -76,9 +89,13 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if reachable else 503)
 
 
-def _dispatcher(store: Store, github: GitHubClient | None, clock: Clock) -> EventDispatcher:
-    configs = ConfigProvider(github) if github is not None else None
-
+def _dispatcher(
+    store: Store,
+    github: GitHubClient | None,
+    configs: ConfigProvider | None,
+    clock: Clock,
+    scheduler: Scheduler | None,
+) -> EventDispatcher:
     def make_context(delivery: StoredDelivery) -> HandlerContext:
         return HandlerContext(
             store=store,
@@ -86,9 +103,42 @@ def _dispatcher(store: Store, github: GitHubClient | None, clock: Clock) -> Even
             configs=configs,
             clock=clock,
             delivery_id=delivery.delivery_id,
+            wake_scheduler=scheduler.wake if scheduler is not None else lambda: None,
         )
 
     return EventDispatcher(store=store, router=router, make_context=make_context, clock=clock)
+
+
+async def _scheduler(
+    settings: Settings,
+    store: Store,
+    github: GitHubClient,
+    configs: ConfigProvider,
+    clock: Clock,
+) -> Scheduler:
+    """The scheduler and its worker; the model and sandbox libraries load only here."""
+    from bot.runner import build_worker
+
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    worker = await asyncio.to_thread(
+        build_worker,
+        settings,
+        store=store,
+        github=github,
+        configs=configs,
+        clock=clock,
+        holder=holder,
+    )
+    config = SchedulerConfig(
+        slots=settings.workers, holder=holder, lease_ttl=settings.lease_seconds
+    )
+    return Scheduler(
+        store=store,
+        run_task=worker.run,
+        clock=clock,
+        config=config,
+        on_worker_lost=worker.report_lost,
+    )
 
 
 @contextlib.asynccontextmanager

@@ -15,6 +15,28 @@ def main() -> None:
 
 
 @main.command()
+@click.option("--keep", is_flag=True, help="Keep the demo's repository, forge and store.")
+@click.option(
+    "--sandbox",
+    type=click.Choice(["bubblewrap", "process"]),
+    default="bubblewrap",
+    show_default=True,
+    help="Isolation for the agent; `process` runs it without any.",
+)
+def demo(keep: bool, sandbox: str) -> None:
+    """Run the whole loop on this machine: no GitHub account, no model key.
+
+    A local stand-in forge holds a repository with a sample `.bosun/` and an issue; the
+    issue is labelled, Bosun queues and runs the task with a scripted model in the real
+    sandbox, commits, pushes and opens a pull request on the forge, then prints the diff,
+    the check run and the status comment.
+    """
+    from bot.demo.run import main as run_demo
+
+    sys.exit(run_demo(keep=keep, sandbox=sandbox))
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 def serve(host: str, port: int) -> None:
@@ -77,6 +99,37 @@ def bench_webhook(seconds: float, rate: int, database_url: str | None) -> None:
     from bot.bench.webhook import run
 
     run(seconds=seconds, rate=rate, database_url=database_url)
+
+
+@bench.command("scheduler")
+@click.option("--tasks", default=2000, show_default=True, type=int)
+@click.option("--branches", default=200, show_default=True, type=int)
+@click.option("--slots", default=20, show_default=True, type=int)
+@click.option("--min-ms", default=50, show_default=True, type=int, help="Shortest fake run.")
+@click.option("--max-ms", default=450, show_default=True, type=int, help="Longest fake run.")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--database-url", default=None, help="Store to schedule from (default: SQLite).")
+def bench_scheduler(
+    tasks: int,
+    branches: int,
+    slots: int,
+    min_ms: int,
+    max_ms: int,
+    seed: int,
+    database_url: str | None,
+) -> None:
+    """Run the real scheduler over fake agent runs; compare the makespan to its lower bound."""
+    from bot.bench.scheduler import run
+
+    run(
+        tasks=tasks,
+        branches=branches,
+        slots=slots,
+        min_ms=min_ms,
+        max_ms=max_ms,
+        seed=seed,
+        database_url=database_url,
+    )
 
 
 @main.group()

@@ -35,6 +35,10 @@ class StoreError(BosunError):
     """The database is unreachable or refused a write."""
 
 
+class IllegalTransition(BosunError):
+    """A task state change that `bot.task_states.TRANSITIONS` does not allow."""
+
+
 class PayloadError(BosunError):
     """A webhook payload lacks a field its event kind should carry."""
 

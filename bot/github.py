@@ -7,9 +7,10 @@ import base64
 import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import aiohttp
@@ -20,7 +21,13 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from bot.clock import Clock
-from bot.errors import GitHubError, GitHubRateLimited, GitHubTransientError, PayloadError
+from bot.errors import (
+    GitHubError,
+    GitHubRateLimited,
+    GitHubTransientError,
+    PayloadError,
+    SettingsError,
+)
 from bot.settings import Secret
 
 log = structlog.get_logger("bosun.github")
@@ -40,19 +47,63 @@ DEFAULT_TIMEOUT = 15.0
 PER_PAGE = 100
 NETWORK_FAILURE = 0  # the status_code of a request that got no answer at all
 ROLES = frozenset({"admin", "maintain", "write", "triage", "read"})
+# https://docs.github.com/en/rest/checks/runs#create-a-check-run ("Maximum length: 65535")
+OUTPUT_LIMIT = 65535
+TRUNCATED = "\n\n*(truncated)*"
+FENCE = "```"
 
 # Path parameters go through url_vars, which percent-encodes a slash in a branch name or a
 # file path as %2F: that is how GitHub's description expects them (`x-multi-segment`).
+APP = "/app"
 ACCESS_TOKENS = "/app/installations/{installation_id}/access_tokens"
 REPOSITORY = "/repos/{owner}/{repo}"
 PERMISSION = "/repos/{owner}/{repo}/collaborators/{username}/permission"
 BRANCH_REF = "/repos/{owner}/{repo}/git/ref/{ref}"
+REF = "/repos/{owner}/{repo}/git/refs/{ref}"
 CONTENTS = "/repos/{owner}/{repo}/contents/{path}{?ref}"
 COMMENTS = "/repos/{owner}/{repo}/issues/{issue_number}/comments{?per_page}"
 COMMENT = "/repos/{owner}/{repo}/issues/comments/{comment_id}"
 COMMENT_REACTIONS = "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"
 LABELS = "/repos/{owner}/{repo}/issues/{issue_number}/labels"
 LABEL = "/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}"
+ISSUE = "/repos/{owner}/{repo}/issues/{issue_number}"
+PULLS = "/repos/{owner}/{repo}/pulls{?state,head,per_page}"
+PULL = "/repos/{owner}/{repo}/pulls/{pull_number}"
+CHECK_RUNS = "/repos/{owner}/{repo}/check-runs"
+CHECK_RUN = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
+CHECK_RUNS_FOR_REF = (
+    "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,filter,app_id,per_page}"
+)
+
+
+class CheckStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+class CheckConclusion(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCELLED = "cancelled"
+    NEUTRAL = "neutral"
+
+
+class PullState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class AppIdentity:
+    """The App itself: its id, and the slug its bot account is named after."""
+
+    id: int
+    slug: str
+
+    @property
+    def bot_login(self) -> str:
+        return f"{self.slug}[bot]"
 
 
 @dataclass(frozen=True)
@@ -166,6 +217,40 @@ class GitHubClient:
         self._max_attempts = max_attempts
         self._tokens: dict[int, _Token] = {}
         self._token_locks: dict[int, asyncio.Lock] = {}
+        self._identity: AppIdentity | None = None
+        self._identity_lock = asyncio.Lock()
+
+    # The App
+
+    async def app_identity(self) -> AppIdentity | None:
+        """The App's id and slug, asked of GitHub once; None without App credentials."""
+        if self._app_id is None:
+            return None
+        async with self._identity_lock:
+            if self._identity is None:
+
+                async def attempt() -> Any:
+                    with self._translated():
+                        return await self._api.getitem(APP, jwt=self._app_jwt())
+
+                data = _object(await self._retrying(attempt))
+                self._identity = AppIdentity(id=int(data["id"]), slug=str(data["slug"]))
+            return self._identity
+
+    async def installation_token(self, *, installation_id: int) -> str:
+        """A token for git over HTTPS, valid for at least five more minutes.
+
+        Ask right before each clone or push: a token is cached until five minutes before it
+        expires, so one kept for longer may be refused.
+        """
+
+        async def attempt() -> Secret | None:
+            return await self._installation_token(installation_id)
+
+        token = await self._retrying(attempt)
+        if token is None:
+            raise SettingsError("no GitHub App is configured, so there is no installation token")
+        return token.reveal()
 
     # Reads
 
@@ -216,6 +301,67 @@ class GitHubClient:
 
         return await self._as_installation(repo, every_page)
 
+    async def find_comment(
+        self, *, repo: Repo, issue_number: int, marker: str
+    ) -> dict[str, Any] | None:
+        """The first comment by the App's own bot account whose body contains `marker`.
+
+        Anyone may quote the hidden marker; a comment by a person or by another App is never
+        taken for Bosun's own, so it is never the one Bosun edits.
+        """
+        if not marker:
+            raise ValueError("a marker must not be empty")
+        identity = await self.app_identity()
+        url_vars = self._vars(repo, issue_number=issue_number, per_page=PER_PAGE)
+
+        async def first(token: str | None) -> dict[str, Any] | None:
+            async with aclosing(self._api.getiter(COMMENTS, url_vars, oauth_token=token)) as pages:
+                async for item in pages:
+                    comment = _object(item)
+                    if marker in (comment.get("body") or "") and _by_app(comment, identity):
+                        return comment
+            return None
+
+        return await self._as_installation(repo, first)
+
+    async def get_issue(self, *, repo: Repo, number: int) -> dict[str, Any]:
+        """An issue; a pull request is one too, and then carries a `pull_request` key."""
+        return dict(_object(await self._get(repo, ISSUE, issue_number=number)))
+
+    async def get_pull(self, *, repo: Repo, number: int) -> dict[str, Any]:
+        return dict(_object(await self._get(repo, PULL, pull_number=number)))
+
+    async def find_open_pull(self, *, repo: Repo, head_branch: str) -> dict[str, Any] | None:
+        """The open pull request from `head_branch` of this repository, if there is one."""
+        data = await self._get(
+            repo, PULLS, state="open", head=f"{repo.owner}:{head_branch}", per_page=PER_PAGE
+        )
+        pulls = [_object(pull) for pull in _array(data)]
+        return next((p for p in pulls if (p.get("head") or {}).get("ref") == head_branch), None)
+
+    async def find_check_run(
+        self, *, repo: Repo, head_sha: str, name: str
+    ) -> dict[str, Any] | None:
+        """The App's latest check run called `name` on the commit, if there is one."""
+        identity = await self.app_identity()
+        data = _object(
+            await self._get(
+                repo,
+                CHECK_RUNS_FOR_REF,
+                ref=head_sha,
+                check_name=name,
+                filter="latest",
+                app_id=identity.id if identity else None,
+                per_page=PER_PAGE,
+            )
+        )
+        runs = [_object(run) for run in _array(data.get("check_runs"))]
+        return next((run for run in runs if _is_check_run(run, name, identity)), None)
+
+    async def clone_url(self, *, repo: Repo) -> str:
+        """The URL git clones the repository from; credentials travel separately."""
+        return str((await self.get_repository(repo=repo))["clone_url"])
+
     # Writes
 
     async def create_comment(self, *, repo: Repo, issue_number: int, body: str) -> int:
@@ -234,13 +380,103 @@ class GitHubClient:
     async def remove_label(self, *, repo: Repo, issue_number: int, name: str) -> None:
         """Take a label off; a label that is not there is already gone."""
         url_vars = self._vars(repo, issue_number=issue_number, name=name)
-        try:
-            await self._as_installation(
-                repo, lambda token: self._api.delete(LABEL, url_vars, oauth_token=token)
-            )
-        except GitHubError as exc:
-            if exc.status_code != 404:
-                raise
+        await self._delete(repo, LABEL, url_vars, gone=(404,))
+
+    async def delete_branch(self, *, repo: Repo, branch: str) -> None:
+        """Delete a branch; one that is not there is already gone.
+
+        GitHub answers 422 both for a missing ref and for the default branch, which it
+        refuses to delete: either way nothing was deleted, which is what a rollback needs.
+        """
+        # https://docs.github.com/en/rest/git/refs#delete-a-reference
+        url_vars = self._vars(repo, ref=f"heads/{branch}")
+        await self._delete(repo, REF, url_vars, gone=(404, 422))
+
+    async def create_pull(
+        self, *, repo: Repo, title: str, head: str, base: str, body: str
+    ) -> dict[str, Any]:
+        """Open a pull request from branch `head` of this repository into `base`."""
+        data = {"title": title, "head": head, "base": base, "body": body}
+        return dict(_object(await self._send(repo, "post", PULLS, self._vars(repo), data)))
+
+    async def update_pull(
+        self,
+        *,
+        repo: Repo,
+        number: int,
+        title: str | None = None,
+        body: str | None = None,
+        state: PullState | None = None,
+    ) -> dict[str, Any]:
+        """Change what is given (None leaves a field as it is)."""
+        data = _given(title=title, body=body, state=None if state is None else PullState(state))
+        url_vars = self._vars(repo, pull_number=number)
+        return dict(_object(await self._send(repo, "patch", PULL, url_vars, data)))
+
+    async def create_check_run(
+        self,
+        *,
+        repo: Repo,
+        name: str,
+        head_sha: str,
+        status: CheckStatus,
+        conclusion: CheckConclusion | None = None,
+        title: str,
+        summary: str,
+        text: str | None = None,
+        started_at: datetime | None = None,
+        completed_at: datetime | None = None,
+        external_id: str | None = None,
+        details_url: str | None = None,
+    ) -> dict[str, Any]:
+        """A new check run on `head_sha`; a completed one needs a conclusion, and only it.
+
+        The output's summary and text are cut to GitHub's 65535 characters if need be.
+        """
+        status, conclusion = _check_status(status, conclusion)
+        data = {"name": name, "head_sha": head_sha, "status": status} | _check_fields(
+            conclusion=conclusion,
+            started_at=started_at,
+            completed_at=completed_at,
+            external_id=external_id,
+            details_url=details_url,
+        )
+        data["output"] = _output(title=title, summary=summary, text=text)
+        return dict(_object(await self._send(repo, "post", CHECK_RUNS, self._vars(repo), data)))
+
+    async def update_check_run(
+        self,
+        *,
+        repo: Repo,
+        check_run_id: int,
+        status: CheckStatus | None = None,
+        conclusion: CheckConclusion | None = None,
+        title: str | None = None,
+        summary: str | None = None,
+        text: str | None = None,
+        started_at: datetime | None = None,
+        completed_at: datetime | None = None,
+        external_id: str | None = None,
+        details_url: str | None = None,
+    ) -> dict[str, Any]:
+        """Change what is given (None leaves a field as it is); an output needs a summary."""
+        if status is not None:
+            status, conclusion = _check_status(status, conclusion)
+        elif conclusion is not None:
+            conclusion = CheckConclusion(conclusion)
+        if summary is None and (title is not None or text is not None):
+            raise ValueError("a check run's output needs a summary")
+        data = _given(status=status) | _check_fields(
+            conclusion=conclusion,
+            started_at=started_at,
+            completed_at=completed_at,
+            external_id=external_id,
+            details_url=details_url,
+        )
+        if summary is not None:
+            data["output"] = _output(title=title, summary=summary, text=text)
+        url_vars = self._vars(repo, check_run_id=check_run_id)
+        return dict(_object(await self._send(repo, "patch", CHECK_RUN, url_vars, data)))
 
     async def create_reaction_for_comment(
         self, *, repo: Repo, comment_id: int, content: str
@@ -267,6 +503,18 @@ class GitHubClient:
             if exc.status_code == 404:
                 return None
             raise
+
+    async def _delete(
+        self, repo: Repo, url: str, url_vars: UrlVars, *, gone: Sequence[int]
+    ) -> None:
+        """DELETE, taking the statuses in `gone` to mean it was not there to begin with."""
+        try:
+            await self._as_installation(
+                repo, lambda token: self._api.delete(url, url_vars, oauth_token=token)
+            )
+        except GitHubError as exc:
+            if exc.status_code not in gone:
+                raise
 
     async def _send(self, repo: Repo, method: str, url: str, url_vars: UrlVars, data: Any) -> Any:
         send = getattr(self._api, method)
@@ -402,7 +650,96 @@ def _log_retry(state: RetryCallState) -> None:
     )
 
 
+def _by_app(comment: Mapping[str, Any], identity: AppIdentity | None) -> bool:
+    """Whether the App's bot account wrote the comment (any bot account, without an App)."""
+    user = comment.get("user") or {}
+    login = str(user.get("login") or "")
+    if user.get("type") != "Bot" or not login.endswith("[bot]"):
+        return False
+    return identity is None or login == identity.bot_login
+
+
+def _is_check_run(run: Mapping[str, Any], name: str, identity: AppIdentity | None) -> bool:
+    app = run.get("app") or {}
+    return run.get("name") == name and (identity is None or app.get("id") == identity.id)
+
+
+def _check_status(
+    status: CheckStatus, conclusion: CheckConclusion | None
+) -> tuple[CheckStatus, CheckConclusion | None]:
+    """Both as enums (plain strings are checked too), consistent with each other."""
+    # https://docs.github.com/en/rest/checks/runs#create-a-check-run: a conclusion completes
+    # the run, and a completed run must have one.
+    status = CheckStatus(status)
+    conclusion = None if conclusion is None else CheckConclusion(conclusion)
+    if status is CheckStatus.COMPLETED and conclusion is None:
+        raise ValueError("a completed check run needs a conclusion")
+    if status is not CheckStatus.COMPLETED and conclusion is not None:
+        raise ValueError(f"a check run with a conclusion is completed, not {status}")
+    return status, conclusion
+
+
+def _check_fields(
+    *,
+    conclusion: CheckConclusion | None,
+    started_at: datetime | None,
+    completed_at: datetime | None,
+    external_id: str | None,
+    details_url: str | None,
+) -> dict[str, Any]:
+    return _given(
+        conclusion=conclusion,
+        started_at=_iso(started_at) if started_at else None,
+        completed_at=_iso(completed_at) if completed_at else None,
+        external_id=external_id,
+        details_url=details_url,
+    )
+
+
+def _output(*, title: str | None, summary: str, text: str | None) -> dict[str, Any]:
+    return _given(
+        title=title,
+        summary=fit_output(summary),
+        text=None if text is None else fit_output(text),
+    )
+
+
+def fit_output(text: str, limit: int = OUTPUT_LIMIT) -> str:
+    """`text` cut to `limit` UTF-8 bytes (so to as many characters at most), marked as cut.
+
+    The cut falls at a line break near the end where there is one, never inside a
+    character, and an unclosed code fence is closed so that the page still renders.
+    """
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    room = limit - len(TRUNCATED.encode()) - len(FENCE) - 1
+    kept = encoded[:room].decode(errors="ignore")
+    line_end = kept.rfind("\n")
+    if line_end > len(kept) * 3 // 4:  # end on a whole line, unless that loses too much
+        kept = kept[:line_end]
+    if kept.count(FENCE) % 2:
+        kept += "\n" + FENCE
+    return kept + TRUNCATED
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("a time sent to GitHub must carry its time zone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _object(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise GitHubError(f"expected a JSON object, got {type(data).__name__}", status_code=200)
+    return data
+
+
+def _array(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        raise GitHubError(f"expected a JSON array, got {type(data).__name__}", status_code=200)
     return data

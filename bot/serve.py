@@ -15,6 +15,7 @@ from bot.settings import Settings
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -46,6 +46,12 @@ class Settings:
     github_api_url: str = DEFAULT_GITHUB_API_URL
     max_body_bytes: int = MAX_WEBHOOK_BYTES
     log_level: str = "INFO"
+    workers: int = 2
+    sandbox: str = "bubblewrap"
+    sandbox_user: str = "bosun-sandbox"
+    workspace_dir: Path = Path("workspaces")
+    lease_seconds: float = 60.0
+    model_script: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +64,12 @@ class Settings:
             github_api_url=(env.get("BOSUN_GITHUB_API_URL") or DEFAULT_GITHUB_API_URL).rstrip("/"),
             max_body_bytes=_int(env, "BOSUN_MAX_BODY_BYTES", MAX_WEBHOOK_BYTES),
             log_level=(env.get("BOSUN_LOG_LEVEL") or "INFO").upper(),
+            workers=_int(env, "BOSUN_WORKERS", 2),
+            sandbox=_choice(env, "BOSUN_SANDBOX", ("bubblewrap", "process")),
+            sandbox_user=env.get("BOSUN_SANDBOX_USER") or "bosun-sandbox",
+            workspace_dir=Path(env.get("BOSUN_WORKSPACE_DIR") or "workspaces").absolute(),
+            lease_seconds=float(_int(env, "BOSUN_LEASE_SECONDS", 60)),
+            model_script=Path(env["BOSUN_MODEL_SCRIPT"]) if env.get("BOSUN_MODEL_SCRIPT") else None,
         )
 
     def require_webhook_secret(self) -> Secret:
@@ -98,3 +110,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value

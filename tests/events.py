@@ -54,3 +54,34 @@ def installation_event(
     data = copy.deepcopy(_example(f"{event}.{action}"))
     data["installation"]["id"] = installation_id
     return sansio.Event(data, event=event, delivery_id=delivery_id)
+
+
+def pull_label_event(
+    action: str,
+    *,
+    label: str,
+    number: int,
+    head: str,
+    sender: str = "alice",
+    owner: str = "acme",
+    repo: str = "app",
+    installation_id: int = 7,
+    delivery_id: str = "p-1",
+    head_repo_full_name: str | None = None,
+) -> sansio.Event:
+    """A `pull_request.labeled` / `.unlabeled` delivery for a PR from branch `head`."""
+    data = copy.deepcopy(_example(f"pull_request.{action}"))
+    full_name = f"{owner}/{repo}"
+    data["label"]["name"] = label
+    data["sender"]["login"] = sender
+    data["number"] = number
+    pull = data["pull_request"]
+    pull.update(number=number, state="open")
+    pull["head"].update(ref=head)
+    pull["head"]["repo"] = {**pull["head"]["repo"], "full_name": head_repo_full_name or full_name}
+    pull["base"].update(ref="main")
+    pull["base"]["repo"] = {**pull["base"]["repo"], "full_name": full_name}
+    data["repository"].update(name=repo, full_name=full_name, default_branch="main")
+    data["repository"]["owner"]["login"] = owner
+    data["installation"] = {"id": installation_id, "node_id": "MDIzOkludGVncmF0aW9u"}
+    return sansio.Event(data, event="pull_request", delivery_id=delivery_id)

@@ -1,4 +1,5 @@
-"""The GitHub client against the fake GitHub: tokens, reads, writes, errors, retries, ETags."""
+"""The GitHub client against the fake GitHub: tokens, reads, writes, errors, retries, ETags,
+and the agent loop's pull requests, check runs and status comment."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from bot.errors import GitHubError, GitHubRateLimited, GitHubTransientError
-from bot.github import GitHubClient, Repo
+from bot.errors import GitHubError, GitHubRateLimited, GitHubTransientError, SettingsError
+from bot.github import (
+    TRUNCATED,
+    CheckConclusion,
+    CheckStatus,
+    GitHubClient,
+    PullState,
+    Repo,
+    fit_output,
+)
 from bot.settings import Secret
 from tests.fakeclock import FakeClock
 from tests.fakegithub import BOT_LOGIN, FakeGitHub
@@ -495,3 +504,292 @@ async def test_client_errors_are_not_retried(
     with pytest.raises(GitHubError):
         await github_client.get_repository(repo=repo)
     assert clock.slept == []
+
+
+# The App itself
+
+
+async def test_the_app_knows_its_own_id_and_bot_account(
+    github_client: GitHubClient, fake_github: FakeGitHub
+) -> None:
+    """The App's id and bot login come from GitHub, asked once with the App's JWT."""
+    for _ in range(2):
+        identity = await github_client.app_identity()
+        assert identity is not None
+        assert (identity.id, identity.bot_login) == (int(APP_ID), BOT_LOGIN)
+    assert [r.raw_path for r in fake_github.requests] == ["/app"]
+
+
+async def test_an_installation_token_is_handed_out_for_git(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """git gets the installation's own token, the same one the API calls use meanwhile."""
+    token = await github_client.installation_token(installation_id=7)
+    await github_client.get_repository(repo=repo)
+    assert fake_github.tokens[token][0] == 7
+    assert token_requests(fake_github) == 1
+
+
+async def test_without_app_credentials_there_is_no_token_to_hand_out(
+    fake_github: FakeGitHub, github_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """An anonymous client says plainly that no App is configured."""
+    client = GitHubClient(
+        session=github_session, base_url=fake_github.url, app_id=None, private_key=None, clock=clock
+    )
+    with pytest.raises(SettingsError):
+        await client.installation_token(installation_id=7)
+    assert await client.app_identity() is None
+
+
+async def test_the_clone_url_is_the_repositorys(github_client: GitHubClient, repo: Repo) -> None:
+    """git clones from the URL GitHub gives, which carries no credentials."""
+    assert await github_client.clone_url(repo=repo) == "https://github.com/acme/widgets.git"
+
+
+# Issues and pull requests
+
+
+async def test_an_issue_says_whether_it_is_a_pull_request(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Pull requests are numbered with issues, and read as issues they carry `pull_request`."""
+    issue = fake_github.add_issue("acme", "widgets", title="Fix it", body="It breaks", user="dev")
+    fake_github.add_branch("acme", "widgets", "feature")
+    pull = fake_github.add_pull("acme", "widgets", head="feature", title="A change")
+    as_issue = await github_client.get_issue(repo=repo, number=issue)
+    as_pull = await github_client.get_issue(repo=repo, number=pull)
+    assert (issue, pull) == (1, 2)
+    assert (as_issue["title"], as_issue["body"], as_issue["state"]) == (
+        "Fix it",
+        "It breaks",
+        "open",
+    )
+    assert as_issue["user"]["login"] == "dev"
+    assert "pull_request" not in as_issue
+    assert "pull_request" in as_pull
+    with pytest.raises(GitHubError) as caught:
+        await github_client.get_issue(repo=repo, number=99)
+    assert caught.value.status_code == 404
+
+
+async def test_one_pull_request_per_branch_is_opened_then_found_and_updated(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """The agent's branch gets one pull request; later runs find it and edit it in place."""
+    fake_github.add_issue("acme", "widgets")
+    fake_github.add_branch("acme", "widgets", "bosun/fix/1")
+    head = fake_github.set_file("acme", "widgets", "fix.py", b"fixed\n", branch="bosun/fix/1")
+    assert await github_client.find_open_pull(repo=repo, head_branch="bosun/fix/1") is None
+
+    opened = await github_client.create_pull(
+        repo=repo, title="Fix #1", head="bosun/fix/1", base="main", body="Closes #1"
+    )
+    found = await github_client.find_open_pull(repo=repo, head_branch="bosun/fix/1")
+    assert found is not None
+    assert (opened["number"], found["number"]) == (2, 2)
+    assert (found["head"]["ref"], found["head"]["sha"], found["base"]["ref"]) == (
+        "bosun/fix/1",
+        head,
+        "main",
+    )
+    updated = await github_client.update_pull(repo=repo, number=2, title="Fix #1 again")
+    assert (updated["title"], updated["body"]) == ("Fix #1 again", "Closes #1")
+    pull = await github_client.get_pull(repo=repo, number=2)
+    assert (pull["changed_files"], pull["additions"], pull["merged"]) == (1, 1, False)
+    assert fake_github.pulls("acme", "widgets")[0]["user"]["login"] == BOT_LOGIN
+
+
+async def test_a_closed_pull_request_is_no_longer_found(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Only an open pull request is reused; a closed one leaves room for a new one."""
+    fake_github.add_branch("acme", "widgets", "bosun/fix/1")
+    fake_github.set_file("acme", "widgets", "fix.py", b"fixed\n", branch="bosun/fix/1")
+    number = fake_github.add_pull("acme", "widgets", head="bosun/fix/1")
+    closed = await github_client.update_pull(repo=repo, number=number, state=PullState.CLOSED)
+    assert closed["state"] == "closed"
+    assert await github_client.find_open_pull(repo=repo, head_branch="bosun/fix/1") is None
+
+
+async def test_a_fork_branch_of_the_same_name_is_not_bosuns(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """A pull request from someone's fork is never taken for the one from Bosun's branch."""
+    fake_github.add_pull(
+        "acme", "widgets", head="bosun/fix/1", head_repo_full_name="someone/widgets"
+    )
+    assert await github_client.find_open_pull(repo=repo, head_branch="bosun/fix/1") is None
+    [fork_pull] = fake_github.pulls("acme", "widgets")
+    assert fork_pull["head"]["label"] == "someone:bosun/fix/1"
+    assert fork_pull["head"]["repo"]["full_name"] == "someone/widgets"
+
+
+async def test_github_refuses_an_empty_or_a_second_pull_request(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """A branch with nothing new, or one that has an open pull request, gets 422."""
+    fake_github.add_branch("acme", "widgets", "bosun/fix/1")
+    with pytest.raises(GitHubError, match="No commits between") as empty:
+        await github_client.create_pull(
+            repo=repo, title="t", head="bosun/fix/1", base="main", body=""
+        )
+    fake_github.set_file("acme", "widgets", "fix.py", b"fixed\n", branch="bosun/fix/1")
+    await github_client.create_pull(repo=repo, title="t", head="bosun/fix/1", base="main", body="")
+    with pytest.raises(GitHubError, match="already exists") as second:
+        await github_client.create_pull(
+            repo=repo, title="t", head="bosun/fix/1", base="main", body=""
+        )
+    assert (empty.value.status_code, second.value.status_code) == (422, 422)
+    assert len(fake_github.pulls("acme", "widgets")) == 1
+
+
+async def test_a_branch_is_deleted_and_a_missing_one_is_fine(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Rolling back deletes the branch; deleting it again, or the default branch, changes
+    nothing and raises nothing; its open pull request is closed, as GitHub does."""
+    fake_github.add_branch("acme", "widgets", "bosun/fix/1")
+    fake_github.set_file("acme", "widgets", "fix.py", b"fixed\n", branch="bosun/fix/1")
+    number = fake_github.add_pull("acme", "widgets", head="bosun/fix/1")
+    for _ in range(2):
+        await github_client.delete_branch(repo=repo, branch="bosun/fix/1")
+    await github_client.delete_branch(repo=repo, branch="main")
+    deletes = [r.raw_path for r in fake_github.requests if r.method == "DELETE"]
+    assert deletes[-1] == "/repos/acme/widgets/git/refs/heads%2Fmain"
+    assert sorted(fake_github.branches("acme", "widgets")) == ["main"]
+    assert (await github_client.get_pull(repo=repo, number=number))["state"] == "closed"
+
+
+# Check runs
+
+
+async def test_a_check_run_is_created_found_again_and_completed(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo, clock: FakeClock
+) -> None:
+    """One check run per name and commit: found by both, then updated in place."""
+    sha = fake_github.branch_sha("acme", "widgets", "main")
+    created = await github_client.create_check_run(
+        repo=repo,
+        name="bosun/task",
+        head_sha=sha,
+        status=CheckStatus.IN_PROGRESS,
+        title="Running",
+        summary="The agent is at work.",
+        started_at=clock.now(),
+        external_id="task-42",
+    )
+    found = await github_client.find_check_run(repo=repo, head_sha=sha, name="bosun/task")
+    assert found is not None and found["id"] == created["id"]
+    assert await github_client.find_check_run(repo=repo, head_sha=sha, name="other") is None
+
+    clock.advance(90)
+    await github_client.update_check_run(
+        repo=repo,
+        check_run_id=created["id"],
+        status=CheckStatus.COMPLETED,
+        conclusion=CheckConclusion.SUCCESS,
+        title="Done",
+        summary="Opened #2.",
+        text="tokens: 1200",
+        completed_at=clock.now(),
+    )
+    [run] = fake_github.check_runs("acme", "widgets", head_sha=sha)
+    assert (run["status"], run["conclusion"], run["external_id"]) == (
+        "completed",
+        "success",
+        "task-42",
+    )
+    assert run["output"]["title"] == "Done" and run["output"]["text"] == "tokens: 1200"
+    assert (run["started_at"], run["completed_at"]) == (
+        "2026-01-05T09:00:00Z",
+        "2026-01-05T09:01:30Z",
+    )
+    checks = [r for r in fake_github.requests if "/check-runs" in r.raw_path and r.method == "GET"]
+    assert checks[0].query["app_id"] == APP_ID
+
+
+@pytest.mark.parametrize(
+    ("status", "conclusion"),
+    [
+        (CheckStatus.COMPLETED, None),
+        (CheckStatus.IN_PROGRESS, CheckConclusion.FAILURE),
+        ("finished", None),
+    ],
+)
+async def test_a_check_run_is_completed_exactly_when_it_has_a_conclusion(
+    github_client: GitHubClient,
+    fake_github: FakeGitHub,
+    repo: Repo,
+    status: CheckStatus,
+    conclusion: CheckConclusion | None,
+) -> None:
+    """A mismatch is a mistake in Bosun, refused before anything is sent."""
+    with pytest.raises(ValueError):
+        await github_client.create_check_run(
+            repo=repo,
+            name="bosun/task",
+            head_sha=fake_github.branch_sha("acme", "widgets", "main"),
+            status=status,
+            conclusion=conclusion,
+            title="t",
+            summary="s",
+        )
+    assert fake_github.requests == []
+
+
+async def test_a_check_run_output_over_githubs_limit_is_cut(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """A long summary is cut to 65535 characters (counted as UTF-8 bytes) and says so."""
+    sha = fake_github.branch_sha("acme", "widgets", "main")
+    long = "".join(f"line {i}: 💸 cost\n" for i in range(10_000))
+    await github_client.create_check_run(
+        repo=repo,
+        name="bosun/task",
+        head_sha=sha,
+        status=CheckStatus.COMPLETED,
+        conclusion=CheckConclusion.NEUTRAL,
+        title="Long",
+        summary=long,
+        text=long,
+    )
+    [run] = fake_github.check_runs("acme", "widgets")
+    for kept in (run["output"]["summary"], run["output"]["text"]):
+        assert len(kept.encode()) <= 65535
+        assert kept.endswith("*(truncated)*")
+        assert long.startswith(kept.removesuffix(TRUNCATED))
+
+
+def test_a_cut_never_splits_a_character_and_closes_an_open_code_fence() -> None:
+    """What is kept renders: whole characters, whole lines, no code fence left open."""
+    fenced = "```\n" + "line é\n" * 20
+    assert fit_output(fenced, limit=64) == "```\n" + "line é\n" * 4 + "line é\n```" + TRUNCATED
+    one_line = fit_output("é" * 100, limit=64)
+    assert one_line == "é" * 22 + TRUNCATED
+    assert len(one_line.encode()) <= 64
+    assert fit_output("short") == "short"
+
+
+# The status comment
+
+
+async def test_the_status_comment_is_found_by_its_marker_only_if_bosun_wrote_it(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """A person or another App quoting the marker is ignored, on whichever page it is."""
+    marker = "<!-- bosun:status task=42 -->"
+    issue = fake_github.add_issue("acme", "widgets")
+    fake_github.add_comment("acme", "widgets", issue, f"> {marker}\n> queued", user="mallory")
+    fake_github.add_comment("acme", "widgets", issue, f"{marker} copy", user="other[bot]")
+    for i in range(120):
+        fake_github.add_comment("acme", "widgets", issue, f"chatter {i}")
+    assert await github_client.find_comment(repo=repo, issue_number=issue, marker=marker) is None
+
+    own = await github_client.create_comment(
+        repo=repo, issue_number=issue, body=f"{marker}\nqueued"
+    )
+    found = await github_client.find_comment(repo=repo, issue_number=issue, marker=marker)
+    assert found is not None and found["id"] == own
+    other = "<!-- bosun:status task=43 -->"
+    assert await github_client.find_comment(repo=repo, issue_number=issue, marker=other) is None

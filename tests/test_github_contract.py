@@ -12,9 +12,10 @@ import gidgethub.aiohttp
 import pytest
 
 from bot.errors import GitHubError
-from bot.github import GitHubClient, Repo
+from bot.github import CheckConclusion, CheckStatus, GitHubClient, PullState, Repo
 from tests.contract import prism
 from tests.contract.prism import HTTP_METHODS, OPERATIONS, PrismProxy, PrismUnavailable
+from tests.fakeclock import FakeClock
 from tests.fakegithub import FakeGitHub
 
 Violations = Callable[[], list[str]]
@@ -112,6 +113,109 @@ async def test_writes_and_paginated_listing_conform(
     assert len(comments) == 107
     assert comments[-1]["body"] == "running"
     assert fake_github.labels("acme", "widgets", issue) == ["agent:fix"]
+    assert prism_violations() == []
+
+
+async def test_issue_and_pull_request_calls_conform(
+    github_via_prism: GitHubClient,
+    fake_github: FakeGitHub,
+    prism_violations: Violations,
+) -> None:
+    """Issues, pull requests (opened, found, updated, merged, from a fork) and branch
+    deletion, on a git-backed repository, match the description both ways."""
+    github = github_via_prism
+    repo = fake_github.add_repo(
+        "acme", "gears", installation_id=7, files={"README.md": b"# gears\n"}, git=True
+    )
+    issue = fake_github.add_issue("acme", "gears", labels=["agent:fix"])
+    fake_github.add_branch("acme", "gears", "bosun/fix/1")
+    head = fake_github.set_file("acme", "gears", "fix.py", b"fixed\n", branch="bosun/fix/1")
+    fake_github.add_pull("acme", "gears", head="bosun/fix/1", head_repo_full_name="someone/gears")
+    merged = fake_github.add_pull("acme", "gears", head="bosun/docs/1", merged=True)
+
+    assert "pull_request" not in await github.get_issue(repo=repo, number=issue)
+    assert await github.find_open_pull(repo=repo, head_branch="bosun/fix/1") is None
+    opened = await github.create_pull(
+        repo=repo, title="Fix #1", head="bosun/fix/1", base="main", body="Closes #1"
+    )
+    assert opened["head"]["sha"] == head
+    found = await github.find_open_pull(repo=repo, head_branch="bosun/fix/1")
+    assert found is not None and found["number"] == opened["number"]
+    assert "pull_request" in await github.get_issue(repo=repo, number=opened["number"])
+    await github.update_pull(repo=repo, number=opened["number"], body="Closes #1 (again)")
+    closed = await github.update_pull(repo=repo, number=opened["number"], state=PullState.CLOSED)
+    assert (await github.get_pull(repo=repo, number=closed["number"]))["state"] == "closed"
+    await github.delete_branch(repo=repo, branch="bosun/fix/1")
+    await github.delete_branch(repo=repo, branch="bosun/fix/1")
+    assert (await github.get_pull(repo=repo, number=merged))["merged"] is True
+    assert prism_violations() == []
+
+
+async def test_check_run_calls_conform(
+    github_via_prism: GitHubClient,
+    fake_github: FakeGitHub,
+    repo: Repo,
+    clock: FakeClock,
+    prism_violations: Violations,
+) -> None:
+    """A check run created, found by name and commit, and completed matches the description."""
+    github = github_via_prism
+    fake_github.add_branch("acme", "widgets", "bosun/fix/1")
+    sha = fake_github.set_file("acme", "widgets", "fix.py", b"fixed\n", branch="bosun/fix/1")
+    fake_github.add_pull("acme", "widgets", head="bosun/fix/1")
+    assert await github.find_check_run(repo=repo, head_sha=sha, name="bosun/task") is None
+    created = await github.create_check_run(
+        repo=repo,
+        name="bosun/task",
+        head_sha=sha,
+        status=CheckStatus.IN_PROGRESS,
+        title="Running",
+        summary="The agent is at work.",
+        started_at=clock.now(),
+        external_id="task-42",
+        details_url="https://bosun.example.com/tasks/42",
+    )
+    assert created["pull_requests"][0]["head"]["sha"] == sha
+    found = await github.find_check_run(repo=repo, head_sha=sha, name="bosun/task")
+    assert found is not None and found["id"] == created["id"]
+    await github.update_check_run(
+        repo=repo,
+        check_run_id=created["id"],
+        status=CheckStatus.COMPLETED,
+        conclusion=CheckConclusion.FAILURE,
+        title="Failed",
+        summary="x" * 70_000,
+        text="The tests failed.",
+        completed_at=clock.now(),
+    )
+    await github.update_check_run(
+        repo=repo, check_run_id=created["id"], conclusion=CheckConclusion.CANCELLED
+    )
+    [run] = fake_github.check_runs("acme", "widgets", head_sha=sha)
+    assert (run["status"], run["conclusion"]) == ("completed", "cancelled")
+    assert prism_violations() == []
+
+
+async def test_status_comment_lookup_and_tokens_conform(
+    github_via_prism: GitHubClient,
+    fake_github: FakeGitHub,
+    repo: Repo,
+    prism_violations: Violations,
+) -> None:
+    """The App's own identity, a token for git, the clone URL and a paged search for the
+    status comment match the description."""
+    github = github_via_prism
+    marker = "<!-- bosun:status task=7 -->"
+    issue = fake_github.add_issue("acme", "widgets")
+    fake_github.add_comment("acme", "widgets", issue, f"quoting {marker}", user="mallory")
+    for i in range(101):
+        fake_github.add_comment("acme", "widgets", issue, f"comment {i}")
+    own = await github.create_comment(repo=repo, issue_number=issue, body=f"{marker}\nqueued")
+
+    found = await github.find_comment(repo=repo, issue_number=issue, marker=marker)
+    assert found is not None and found["id"] == own
+    assert await github.installation_token(installation_id=7) in fake_github.tokens
+    assert await github.clone_url(repo=repo) == "https://github.com/acme/widgets.git"
     assert prism_violations() == []
 
 

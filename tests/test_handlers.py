@@ -12,7 +12,7 @@ from bot.github import GitHubClient, Repo
 from bot.handlers import router
 from bot.handlers.context import HandlerContext
 from bot.store import Store
-from bot.store.tables import TaskState
+from bot.task_states import TaskState
 from tests.events import example_config, installation_event, issue_label_event
 from tests.fakeclock import FakeClock
 from tests.fakegithub import FakeGitHub
@@ -68,7 +68,10 @@ async def test_a_trigger_label_from_a_writer_queues_the_task(
         "d-1",
         task.config_sha,
     )
-    assert fake_github.comments("acme", "app", 12) == []
+    [comment] = fake_github.comments("acme", "app", 12)
+    assert "**Queued** `fix-bug` on branch `bosun/fix-bug/12`" in comment["body"]
+    assert task.status_comment_id is None or task.status_comment_id == comment["id"]
+    assert store.task(task.id or 0).status_comment_id == comment["id"]  # type: ignore[union-attr]
     assert prism_violations() == []
 
 
@@ -165,14 +168,16 @@ async def test_the_same_delivery_handled_twice_queues_one_task(
 
 
 async def test_removing_the_label_cancels_the_queued_task(
-    dispatch, store: Store, repo: Repo, prism_violations: Violations
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo, prism_violations: Violations
 ) -> None:
     """Unlabelling before the task runs cancels it and records who did it."""
     await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
     await dispatch(issue_label_event("unlabeled", label="agent:fix-bug", delivery_id="d-2"))
     [task] = store.tasks("acme/app")
     assert task.state == TaskState.CANCELLED
-    assert task.reason == "label removed by alice"
+    assert task.reason == "label removed by @alice"
+    [comment] = fake_github.comments("acme", "app", 12)
+    assert "**`fix-bug` was cancelled**: label removed by @alice" in comment["body"]
     actions = [r.action for r in store.audit_records(repo_full_name="acme/app")]
     assert actions == ["task.queued", "task.cancelled"]
     assert prism_violations() == []

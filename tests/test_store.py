@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from bot.store import NewDelivery, NewTask, Store
 from bot.store.migrate import downgrade
-from bot.store.tables import SQLModel, TaskState
+from bot.store.tables import SQLModel
+from bot.task_states import TaskState
 from tests.fakeclock import FakeClock
 
 
@@ -88,7 +89,7 @@ def test_the_same_delivery_never_makes_two_tasks(store: Store) -> None:
     """Handling a delivery again after a crash does not duplicate its task."""
     first = store.create_task(new_task())
     assert first is not None
-    store.cancel_queued_task("acme/app", 12, "fix-bug", reason="test")
+    store.request_cancel("acme/app", 12, "fix-bug", reason="test")
     assert store.create_task(new_task()) is None
     assert len(store.tasks("acme/app")) == 1
 
@@ -97,10 +98,10 @@ def test_cancelling_a_queued_task_is_idempotent(store: Store, clock: FakeClock) 
     """Cancelling twice cancels once; a new label after that queues a fresh task."""
     store.create_task(new_task())
     clock.advance(5)
-    cancelled = store.cancel_queued_task("acme/app", 12, "fix-bug", reason="label removed")
+    cancelled = store.request_cancel("acme/app", 12, "fix-bug", reason="label removed")
     assert cancelled is not None and cancelled.state == TaskState.CANCELLED
     assert cancelled.reason == "label removed"
-    assert store.cancel_queued_task("acme/app", 12, "fix-bug", reason="again") is None
+    assert store.request_cancel("acme/app", 12, "fix-bug", reason="again") is None
     assert store.create_task(new_task(trigger_delivery_id="d-9")) is not None
 
 
@@ -157,3 +158,26 @@ def test_replicas_migrating_at_once_do_not_collide(postgres_url: str) -> None:
     assert "task" in inspect(stores[0].engine).get_table_names()
     for s in stores:
         s.close()
+
+
+def test_upgrading_keeps_existing_tasks(store: Store) -> None:
+    """An operator upgrading Bosun keeps the tasks queued under the earlier schema."""
+    downgrade(store.engine, "0001")
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO task (installation_id, repo_full_name, issue_number, is_pull_request,"
+                " task_name, state, branch, triggered_by, trigger_delivery_id, created_at,"
+                " updated_at) VALUES (7, 'acme/app', 12, false, 'fix-bug', 'queued',"
+                " 'bosun/fix-bug/12', 'alice', 'd-1', :now, :now)"
+            ),
+            {"now": store.clock.now()},
+        )
+    store.migrate()
+    [task] = store.tasks("acme/app")
+    assert (task.state, task.attempts, task.max_attempts, task.base_branch) == (
+        TaskState.QUEUED,
+        0,
+        2,
+        "main",
+    )

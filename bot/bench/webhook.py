@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import os
 import re
 import shutil
@@ -23,6 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from bot.bench.report import machine_line, percentile
+from bot.signing import delivery_headers
 
 SECRET = "bench-secret"  # noqa: S105 - the benchmark signs with its own throwaway secret
 PAYLOAD = Path(__file__).with_name("issues_labeled.json")
@@ -37,12 +36,10 @@ class Saturation:
 
 
 def signed_headers(body: bytes) -> dict[str, str]:
-    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/json",
-        "X-GitHub-Event": "issues",
-        "X-Hub-Signature-256": f"sha256={digest}",
-    }
+    """Headers of a signed `issues` delivery; the delivery id is added per request."""
+    headers = delivery_headers(body, secret=SECRET, event="issues", delivery_id="")
+    del headers["X-GitHub-Delivery"]
+    return headers
 
 
 def free_port() -> int:

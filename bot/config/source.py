@@ -87,6 +87,17 @@ class ConfigProvider:
             sha=good.sha, policy=good.policy, tasks=good.tasks, problems=loaded.problems, stale=True
         )
 
+    async def at_commit(self, repo: Repo, sha: str) -> RepoConfig:
+        """The config of one commit, as a task recorded it when it was queued."""
+        loaded = await self._load(repo, sha)
+        return RepoConfig(
+            sha=sha,
+            policy=loaded.policy,
+            tasks=loaded.tasks,
+            problems=loaded.problems,
+            unusable=_policy_broken(loaded),
+        )
+
     async def _load(self, repo: Repo, sha: str) -> LoadedConfig:
         key = (repo.full_name, sha)
         if key in self._by_commit:

@@ -2,9 +2,9 @@
 
 from gidgethub import routing
 
-from bot.handlers import installation, issues
+from bot.handlers import installation, labels
 
 router = routing.Router(
-    issues.router,  # agent:<task> labels queue and cancel tasks
+    labels.router,  # agent:<task> labels on issues and PRs queue and cancel tasks
     installation.router,  # installs and the repositories they grant
 )

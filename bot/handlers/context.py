@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.clock import Clock
@@ -18,6 +19,7 @@ class HandlerContext:
     configs: ConfigProvider | None
     clock: Clock
     delivery_id: str
+    wake_scheduler: Callable[[], None] = lambda: None
 
     def require_github(self) -> tuple[GitHubClient, ConfigProvider]:
         if self.github is None or self.configs is None:

@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, text, update
+from sqlalchemy import bindparam, delete, func, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
-from bot.errors import StoreError
+from bot.errors import IllegalTransition, StoreError
 from bot.store import migrate
 from bot.store.engine import make_engine
 from bot.store.tables import (
-    ACTIVE_TASK_STATES,
     AuditRecord,
     Delivery,
     Installation,
     InstallationRepository,
+    Lease,
+    ModelCallRecord,
     Task,
-    TaskState,
 )
+from bot.task_states import ACTIVE_TASK_STATES, TaskState, can_transition
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +65,28 @@ class NewTask:
     triggered_by: str
     trigger_delivery_id: str
     config_sha: str | None
+    base_branch: str = "main"
+    max_attempts: int = 2
+    priority: int = 0
+
+
+_TASK = Task.__table__  # type: ignore[attr-defined]
+_LEASE = Lease.__table__  # type: ignore[attr-defined]
+# Hot statements, built once: the scheduler and workers run them for every task.
+_CLAIM = (
+    update(_TASK)
+    .where(_TASK.c.id == bindparam("task_id"))
+    .where(_TASK.c.state == TaskState.QUEUED.value)
+    .values(
+        state=TaskState.RUNNING.value,
+        attempts=_TASK.c.attempts + 1,
+        worker_id=bindparam("holder"),
+        started_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        cancel_requested=False,
+    )
+)
+_TASK_BY_ID = sa_select(_TASK).where(_TASK.c.id == bindparam("task_id"))
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -76,6 +100,11 @@ class Store:
     def __init__(self, engine: Engine, *, clock: Clock) -> None:
         self.engine = engine
         self.clock = clock
+        # SQLite takes one writer at a time and makes the others sleep-poll for the lock;
+        # queueing this process's writers on a lock of its own hands it over at once.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     @classmethod
     def connect(cls, url: str, *, clock: Clock) -> Store:
@@ -102,8 +131,18 @@ class Store:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        with self._translated(), Session(self.engine, expire_on_commit=False) as session:
+        with (
+            self._translated(),
+            self._write_lock,
+            Session(self.engine, expire_on_commit=False) as session,
+        ):
             yield session
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """One write transaction on a Core connection."""
+        with self._translated(), self._write_lock, self.engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -138,7 +177,7 @@ class Store:
             .on_conflict_do_nothing(index_elements=["delivery_id"])
             .returning(col(Delivery.delivery_id))
         )
-        with self._translated(), self.engine.begin() as connection:
+        with self._writing() as connection:
             result = connection.execute(statement, rows)
             return {row[0] for row in result.all()}
 
@@ -189,7 +228,7 @@ class Store:
             {"row_id": row_id, "handled_at": now, "outcome": outcome, "error": error}
             for row_id, outcome, error in outcomes
         ]
-        with self._translated(), self.engine.begin() as connection:
+        with self._writing() as connection:
             connection.execute(statement, rows)
 
     def record_delivery_attempt(self, delivery_row_id: int, *, error: str) -> None:
@@ -246,25 +285,268 @@ class Store:
                 query = query.where(Task.repo_full_name == repo_full_name)
             return list(session.exec(query).all())
 
-    def cancel_queued_task(
+    def request_cancel(
         self, repo_full_name: str, issue_number: int, task_name: str, *, reason: str
     ) -> Task | None:
-        """Cancel the queued task of that name, if any; a conditional write, safe to repeat."""
+        """Cancel a queued task at once; ask a running one's worker to stop. Safe to repeat."""
         with self._session() as session:
             task = self._active_task(session, repo_full_name, issue_number, task_name)
-            if task is None or task.state != TaskState.QUEUED:
-                return None
-            changed = session.execute(
+        if task is None or task.id is None:
+            return None
+        if task.state == TaskState.QUEUED:
+            if self.transition(task.id, TaskState.QUEUED, TaskState.CANCELLED, reason=reason):
+                return self.task(task.id)
+            return self.request_cancel(repo_full_name, issue_number, task_name, reason=reason)
+        with self._session() as session:
+            session.execute(
                 update(Task)
                 .where(col(Task.id) == task.id)
-                .where(col(Task.state) == TaskState.QUEUED)
-                .values(state=TaskState.CANCELLED, reason=reason, updated_at=self.clock.now())
+                .where(col(Task.state) == TaskState.RUNNING)
+                .values(cancel_requested=True, reason=reason, updated_at=self.clock.now())
             )
             session.commit()
-            if getattr(changed, "rowcount", 0) != 1:
+        return self.task(task.id)
+
+    def transition(
+        self, task_id: int, current: TaskState, target: TaskState, **fields: Any
+    ) -> bool:
+        """Move a task from `current` to `target` if it is still in `current`; one conditional
+        write. An illegal transition is a bug and raises; a lost race returns False."""
+        if not can_transition(current, target):
+            raise IllegalTransition(f"task {task_id}: {current} -> {target} is not allowed")
+        now = self.clock.now()
+        values: dict[str, Any] = {"state": target, "updated_at": now, **fields}
+        if target in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED):
+            values.setdefault("finished_at", now)
+        with self._writing() as connection:
+            result = connection.execute(
+                update(Task)
+                .where(col(Task.id) == task_id)
+                .where(col(Task.state) == current)
+                .values(**values)
+            )
+            return bool(result.rowcount == 1)
+
+    def finish_run(
+        self,
+        task_id: int,
+        target: TaskState,
+        *,
+        lock_key: str,
+        holder: str,
+        **fields: Any,
+    ) -> bool:
+        """End a run: RUNNING -> `target` and its branch lock released, in one transaction."""
+        if not can_transition(TaskState.RUNNING, target):
+            raise IllegalTransition(f"task {task_id}: running -> {target} is not allowed")
+        now = self.clock.now()
+        values: dict[str, Any] = {"state": target, "updated_at": now, **fields}
+        if target in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED):
+            values.setdefault("finished_at", now)
+        with self._writing() as connection:
+            moved = connection.execute(
+                update(_TASK)
+                .where(_TASK.c.id == task_id)
+                .where(_TASK.c.state == TaskState.RUNNING.value)
+                .values(**values)
+            )
+            connection.execute(
+                delete(_LEASE).where(_LEASE.c.key == lock_key).where(_LEASE.c.holder == holder)
+            )
+            return bool(moved.rowcount == 1)
+
+    def update_task(self, task_id: int, **fields: Any) -> None:
+        """Record facts about a task (PR number, comment id, head SHA); never its state."""
+        if "state" in fields:
+            raise IllegalTransition("use transition() to change a task's state")
+        with self._session() as session:
+            session.execute(
+                update(Task)
+                .where(col(Task.id) == task_id)
+                .values(updated_at=self.clock.now(), **fields)
+            )
+            session.commit()
+
+    def task(self, task_id: int) -> Task | None:
+        with self._session() as session:
+            return session.get(Task, task_id)
+
+    def queued_tasks(self, *, limit: int) -> list[Task]:
+        """Runnable candidates, highest priority first, then oldest first."""
+        with self._session() as session:
+            return list(
+                session.exec(
+                    select(Task)
+                    .where(col(Task.state) == TaskState.QUEUED)
+                    .order_by(col(Task.priority).desc(), col(Task.id))
+                    .limit(limit)
+                ).all()
+            )
+
+    def queued_candidates(self, *, limit: int) -> list[tuple[int, str, str]]:
+        """(id, repo, branch) of runnable tasks, highest priority first, then oldest first."""
+        query = (
+            sa_select(col(Task.id), col(Task.repo_full_name), col(Task.branch))
+            .where(col(Task.state) == TaskState.QUEUED)
+            .order_by(col(Task.priority).desc(), col(Task.id))
+            .limit(limit)
+        )
+        with self._translated(), self.engine.connect() as connection:
+            return [(row[0] or 0, row[1], row[2]) for row in connection.execute(query)]
+
+    def running_tasks(self) -> list[Task]:
+        with self._session() as session:
+            return list(
+                session.exec(
+                    select(Task).where(col(Task.state) == TaskState.RUNNING).order_by(col(Task.id))
+                ).all()
+            )
+
+    # -- leases -----------------------------------------------------------------------
+
+    def claim_task(self, task_id: int, *, lock_key: str, holder: str, ttl: float) -> Task | None:
+        """Take the task's branch lock and mark it running, in one transaction; None if the
+        lock is held or the task is no longer queued."""
+        now = self.clock.now()
+        lease = {"key": lock_key, "task_id": task_id, "holder": holder}
+        lease["expires_at"] = now + timedelta(seconds=ttl)
+        with (
+            self._translated(),
+            self._write_lock,
+            self.engine.connect() as connection,
+            connection.begin() as tx,
+        ):
+            taken = connection.execute(self._take_lease_statement, {**lease, "now": now})
+            if taken.first() is None:
+                tx.rollback()
                 return None
-            session.refresh(task)
-            return task
+            moved = connection.execute(_CLAIM, {"task_id": task_id, "holder": holder, "now": now})
+            if moved.rowcount != 1:
+                tx.rollback()
+                return None
+            row = connection.execute(_TASK_BY_ID, {"task_id": task_id}).one()
+            tx.commit()
+        return Task(**row._mapping)
+
+    @property
+    def _take_lease_statement(self) -> Any:
+        """Insert the lease, or take over an expired one: one conditional write."""
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        statement = insert(_LEASE).values(
+            key=bindparam("key"),
+            task_id=bindparam("task_id"),
+            holder=bindparam("holder"),
+            expires_at=bindparam("expires_at"),
+        )
+        return statement.on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "task_id": statement.excluded.task_id,
+                "holder": statement.excluded.holder,
+                "expires_at": statement.excluded.expires_at,
+            },
+            where=_LEASE.c.expires_at < bindparam("now"),
+        ).returning(_LEASE.c.key)
+
+    def renew_lease(self, key: str, *, holder: str, ttl: float) -> bool:
+        """Extend a lease this holder still has; False means it was lost and the run must stop."""
+        expires = self.clock.now() + timedelta(seconds=ttl)
+        with self._session() as session:
+            result = session.execute(
+                update(Lease)
+                .where(col(Lease.key) == key)
+                .where(col(Lease.holder) == holder)
+                .values(expires_at=expires)
+            )
+            session.commit()
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    def release_lease(self, key: str, *, holder: str) -> None:
+        with self._session() as session:
+            session.execute(
+                delete(Lease).where(col(Lease.key) == key).where(col(Lease.holder) == holder)
+            )
+            session.commit()
+
+    def live_lease_keys(self) -> set[str]:
+        query = sa_select(col(Lease.key)).where(col(Lease.expires_at) >= self.clock.now())
+        with self._translated(), self.engine.connect() as connection:
+            return set(connection.execute(query).scalars())
+
+    def leases(self) -> list[Lease]:
+        with self._session() as session:
+            return list(session.exec(select(Lease).order_by(col(Lease.key))).all())
+
+    def orphaned_running_tasks(self) -> list[Task]:
+        """Running tasks whose worker no longer holds a live lease: it died or lost it."""
+        now = self.clock.now()
+        with self._session() as session:
+            live = select(Lease.task_id).where(col(Lease.expires_at) >= now)
+            return list(
+                session.exec(
+                    select(Task)
+                    .where(col(Task.state) == TaskState.RUNNING)
+                    .where(col(Task.id).not_in(live))
+                    .order_by(col(Task.id))
+                ).all()
+            )
+
+    def drop_expired_leases(self) -> int:
+        now = self.clock.now()
+        with self._session() as session:
+            result = session.execute(delete(Lease).where(col(Lease.expires_at) < now))
+            session.commit()
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    # -- model calls ------------------------------------------------------------------
+
+    def record_model_call(
+        self,
+        *,
+        task_id: int,
+        attempt: int,
+        model: str,
+        tokens_in: int,
+        tokens_out: int,
+        cost_usd: float,
+        cache_hit: bool,
+        latency_ms: float,
+    ) -> None:
+        """Keep one model call and add it to the task's totals, in one transaction."""
+        with self._session() as session:
+            session.add(
+                ModelCallRecord(
+                    task_id=task_id,
+                    attempt=attempt,
+                    at=self.clock.now(),
+                    model=model,
+                    tokens_in=tokens_in,
+                    tokens_out=tokens_out,
+                    cost_usd=cost_usd,
+                    cache_hit=cache_hit,
+                    latency_ms=latency_ms,
+                )
+            )
+            session.execute(
+                update(Task)
+                .where(col(Task.id) == task_id)
+                .values(
+                    cost_usd=Task.cost_usd + cost_usd,
+                    tokens_in=Task.tokens_in + tokens_in,
+                    tokens_out=Task.tokens_out + tokens_out,
+                )
+            )
+            session.commit()
+
+    def model_calls(self, task_id: int) -> list[ModelCallRecord]:
+        with self._session() as session:
+            return list(
+                session.exec(
+                    select(ModelCallRecord)
+                    .where(ModelCallRecord.task_id == task_id)
+                    .order_by(col(ModelCallRecord.id))
+                ).all()
+            )
 
     @staticmethod
     def _active_task(
@@ -342,21 +624,22 @@ class Store:
         config_sha: str | None = None,
         task_id: int | None = None,
         detail: dict[str, Any] | None = None,
-    ) -> None:
+    ) -> int:
+        """Append one record; returns its id, which check runs and comments cite."""
         with self._session() as session:
-            session.add(
-                AuditRecord(
-                    at=self.clock.now(),
-                    actor=actor,
-                    action=action,
-                    repo_full_name=repo_full_name,
-                    delivery_id=delivery_id,
-                    config_sha=config_sha,
-                    task_id=task_id,
-                    detail=detail or {},
-                )
+            record = AuditRecord(
+                at=self.clock.now(),
+                actor=actor,
+                action=action,
+                repo_full_name=repo_full_name,
+                delivery_id=delivery_id,
+                config_sha=config_sha,
+                task_id=task_id,
+                detail=detail or {},
             )
+            session.add(record)
             session.commit()
+            return record.id or 0
 
     def audit_records(self, *, repo_full_name: str | None = None) -> list[AuditRecord]:
         with self._session() as session:

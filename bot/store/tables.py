@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -18,23 +17,14 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from bot.task_states import TaskState
+
 
 def _timestamp(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index),
     )
-
-
-class TaskState(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-ACTIVE_TASK_STATES = (TaskState.QUEUED, TaskState.RUNNING)
 
 
 class Delivery(SQLModel, table=True):
@@ -79,8 +69,23 @@ class Task(SQLModel, table=True):
     trigger_delivery_id: str = Field(max_length=64)
     config_sha: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None)
+    base_branch: str = Field(default="main", max_length=256)
+    priority: int = Field(default=0)
+    attempts: int = Field(default=0)
+    max_attempts: int = Field(default=2)
+    cancel_requested: bool = Field(default=False)
+    worker_id: str | None = Field(default=None, max_length=128)
+    pr_number: int | None = Field(default=None)
+    head_sha: str | None = Field(default=None, max_length=64)
+    status_comment_id: int | None = Field(default=None, sa_type=BigInteger)
+    check_run_id: int | None = Field(default=None, sa_type=BigInteger)
+    cost_usd: float = Field(default=0.0)
+    tokens_in: int = Field(default=0)
+    tokens_out: int = Field(default=0)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+    started_at: datetime | None = _timestamp(nullable=True)
+    finished_at: datetime | None = _timestamp(nullable=True)
 
 
 class Installation(SQLModel, table=True):
@@ -122,3 +127,32 @@ class AuditRecord(SQLModel, table=True):
     config_sha: str | None = Field(default=None, max_length=64)
     task_id: int | None = Field(default=None, index=True)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Lease(SQLModel, table=True):
+    """An expiring claim: a branch lock held by one running task until released or expired."""
+
+    __tablename__ = "lease"
+
+    key: str = Field(primary_key=True, max_length=400)
+    task_id: int = Field(index=True)
+    holder: str = Field(max_length=128)
+    expires_at: datetime = _timestamp(index=True)
+
+
+class ModelCallRecord(SQLModel, table=True):
+    """One model call: what it cost and whether the cache answered it."""
+
+    __tablename__ = "model_call"
+    __table_args__ = (Index("ix_model_call_task", "task_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int
+    attempt: int
+    at: datetime = _timestamp()
+    model: str = Field(max_length=128)
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    cache_hit: bool
+    latency_ms: float

@@ -28,17 +28,27 @@ INSTALL_COMMAND = "npm ci --prefix tests/contract --no-audit --no-fund"
 # Every operation bot/github.py sends; a request outside this list gets Prism's 404.
 OPERATIONS = frozenset(
     {
+        "apps/get-authenticated",
         "apps/create-installation-access-token",
         "repos/get",
         "repos/get-collaborator-permission-level",
         "repos/get-content",
         "git/get-ref",
+        "git/delete-ref",
+        "issues/get",
         "issues/list-comments",
         "issues/create-comment",
         "issues/update-comment",
         "issues/add-labels",
         "issues/remove-label",
         "reactions/create-for-issue-comment",
+        "pulls/list",
+        "pulls/get",
+        "pulls/create",
+        "pulls/update",
+        "checks/list-for-ref",
+        "checks/create",
+        "checks/update",
     }
 )
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})

@@ -1,9 +1,10 @@
-"""`issues` events: a trigger label queues a task, removing it cancels the queued task."""
+"""Trigger labels on issues and pull requests: adding one queues a task, removing it cancels."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from gidgethub import routing, sansio
@@ -13,7 +14,10 @@ from bot.config.source import RepoConfig
 from bot.errors import PayloadError
 from bot.github import Repo
 from bot.handlers.context import HandlerContext
+from bot.publish import Reporter, view_of
 from bot.store import NewTask
+from bot.task_states import TaskState
+from bot.texts import Phase
 
 router = routing.Router()
 
@@ -31,11 +35,67 @@ def requested_task(label: str, prefix: str) -> str | None:
     return label[len(prefix) :].strip()
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a trigger label asks a task to work: an issue's new branch, or a PR's head."""
+
+    number: int
+    is_pull_request: bool
+    base_branch: str
+    head_branch: str | None  # a PR's own branch; None for an issue
+    from_fork: bool = False
+
+
+def _issue_target(data: dict[str, Any]) -> Target | None:
+    issue = data.get("issue") or {}
+    if issue.get("state") == "closed":
+        return None
+    return Target(_number(issue), False, _default_branch(data), None)
+
+
+def _pull_target(data: dict[str, Any]) -> Target | None:
+    pull = data.get("pull_request") or {}
+    if pull.get("state") == "closed":
+        return None
+    head, base = pull.get("head") or {}, pull.get("base") or {}
+    head_repo = (head.get("repo") or {}).get("full_name")
+    base_repo = (base.get("repo") or {}).get("full_name")
+    return Target(
+        _number(pull),
+        True,
+        str(base.get("ref") or _default_branch(data)),
+        str(head.get("ref") or ""),
+        from_fork=head_repo != base_repo,
+    )
+
+
 @router.register("issues", action="labeled")
-async def queue_task_on_label(event: sansio.Event, ctx: HandlerContext) -> None:
+async def queue_task_on_issue_label(event: sansio.Event, ctx: HandlerContext) -> None:
+    target = _issue_target(event.data)
+    if target is not None:
+        await _queue_task(event, ctx, target)
+
+
+@router.register("pull_request", action="labeled")
+async def queue_task_on_pull_request_label(event: sansio.Event, ctx: HandlerContext) -> None:
+    target = _pull_target(event.data)
+    if target is not None:
+        await _queue_task(event, ctx, target)
+
+
+@router.register("issues", action="unlabeled")
+async def cancel_task_on_issue_unlabel(event: sansio.Event, ctx: HandlerContext) -> None:
+    await _cancel_task(event, ctx, _number(event.data.get("issue") or {}))
+
+
+@router.register("pull_request", action="unlabeled")
+async def cancel_task_on_pull_request_unlabel(event: sansio.Event, ctx: HandlerContext) -> None:
+    await _cancel_task(event, ctx, _number(event.data.get("pull_request") or {}))
+
+
+async def _queue_task(event: sansio.Event, ctx: HandlerContext, target: Target) -> None:
     label = _label_name(event.data)
-    issue = event.data.get("issue") or {}
-    if label is None or issue.get("state") == "closed":
+    if label is None:
         return
     github, configs = ctx.require_github()
     repo = Repo.from_payload(event.data)
@@ -44,56 +104,76 @@ async def queue_task_on_label(event: sansio.Event, ctx: HandlerContext) -> None:
     if task_name is None:
         return
     sender = _sender(event.data)
-    number = _issue_number(event.data)
+    detail: dict[str, Any] = {"issue": target.number, "task": task_name}
     refusal = await _refusal(ctx, repo, config, task_name=task_name, sender=sender)
-    if refusal is not None:
-        await github.create_comment(repo=repo, issue_number=number, body=refusal.comment)
-        await _audit(
-            ctx, repo, config, sender, refusal.action, {"issue": number, "task": task_name}
+    if refusal is None and target.from_fork:
+        refusal = Refusal(
+            "trigger.fork",
+            "Bosun did not queue this task: the pull request's branch lives in a fork, and "
+            "Bosun only pushes to branches of this repository.",
         )
+    if refusal is not None:
+        await github.create_comment(repo=repo, issue_number=target.number, body=refusal.comment)
+        await _audit(ctx, repo, config, sender, refusal.action, detail)
         return
     task = await asyncio.to_thread(
         ctx.store.create_task,
         NewTask(
             installation_id=repo.installation_id,
             repo_full_name=repo.full_name,
-            issue_number=number,
-            is_pull_request=False,
+            issue_number=target.number,
+            is_pull_request=target.is_pull_request,
             task_name=task_name,
-            branch=task_branch(task_name, number),
+            branch=target.head_branch or task_branch(task_name, target.number),
+            base_branch=target.base_branch,
             triggered_by=sender,
             trigger_delivery_id=ctx.delivery_id,
             config_sha=config.sha,
         ),
     )
-    if task is not None:
-        detail = {"issue": number, "task": task_name, "branch": task.branch}
-        await _audit(ctx, repo, config, sender, "task.queued", detail, task_id=task.id)
+    if task is None:
+        return
+    await _audit(
+        ctx, repo, config, sender, "task.queued", {**detail, "branch": task.branch}, task_id=task.id
+    )
+    reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
+    await reporter.status(view_of(task, phase=Phase.QUEUED))
+    ctx.wake_scheduler()
 
 
-@router.register("issues", action="unlabeled")
-async def cancel_task_on_unlabel(event: sansio.Event, ctx: HandlerContext) -> None:
+async def _cancel_task(event: sansio.Event, ctx: HandlerContext, number: int) -> None:
     label = _label_name(event.data)
     if label is None:
         return
-    _, configs = ctx.require_github()
+    github, configs = ctx.require_github()
     repo = Repo.from_payload(event.data)
     config = await configs.for_repo(repo, default_branch=_default_branch(event.data))
     task_name = requested_task(label, config.policy.triggers.label_prefix)
     if task_name is None:
         return
-    number = _issue_number(event.data)
+    sender = _sender(event.data)
     task = await asyncio.to_thread(
-        ctx.store.cancel_queued_task,
+        ctx.store.request_cancel,
         repo.full_name,
         number,
         task_name,
-        reason=f"label removed by {_sender(event.data)}",
+        reason=f"label removed by @{sender}",
     )
-    if task is not None:
-        detail = {"issue": number, "task": task_name}
-        sender = _sender(event.data)
-        await _audit(ctx, repo, config, sender, "task.cancelled", detail, task_id=task.id)
+    if task is None:
+        return
+    detail = {"issue": number, "task": task_name, "state": str(task.state)}
+    await _audit(
+        ctx,
+        repo,
+        config,
+        sender,
+        "task.cancel_requested" if task.state == TaskState.RUNNING else "task.cancelled",
+        detail,
+        task_id=task.id,
+    )
+    if task.state == TaskState.CANCELLED:
+        reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
+        await reporter.status(view_of(task, phase=Phase.CANCELLED))
 
 
 class Refusal:
@@ -170,10 +250,10 @@ def _label_name(data: dict[str, Any]) -> str | None:
     return None
 
 
-def _issue_number(data: dict[str, Any]) -> int:
-    number = (data.get("issue") or {}).get("number")
+def _number(item: dict[str, Any]) -> int:
+    number = item.get("number")
     if not isinstance(number, int):
-        raise PayloadError("issues event without an issue number")
+        raise PayloadError("event without an issue or pull request number")
     return number
 
 

@@ -1,0 +1,191 @@
+"""The reconcile loop: a pure `plan()` of which queued tasks start, and a thin executor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from bot.clock import Clock
+from bot.store import Store
+from bot.store.tables import Task
+from bot.task_states import TaskState
+
+log = structlog.get_logger("bosun.scheduler")
+
+RunTask = Callable[[Task], Coroutine[Any, Any, None]]
+OnWorkerLost = Callable[[Task, bool], Awaitable[None]]
+
+
+def lock_key(repo_full_name: str, branch: str) -> str:
+    """The branch lock a task must hold while it runs: one running task per branch."""
+    return f"branch:{repo_full_name}:{branch}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    task_id: int
+    lock_key: str
+
+
+def plan(
+    candidates: Sequence[Candidate], *, held: AbstractSet[str], free_slots: int
+) -> list[Candidate]:
+    """Which candidates to start now, in the order given (priority, then age).
+
+    A candidate whose branch is held, or taken earlier in this plan, is passed over, so a
+    task waiting on a lock never blocks unrelated tasks behind it.
+    """
+    chosen: list[Candidate] = []
+    taken = set(held)
+    for candidate in candidates:
+        if len(chosen) >= free_slots:
+            break
+        if candidate.lock_key in taken:
+            continue
+        taken.add(candidate.lock_key)
+        chosen.append(candidate)
+    return chosen
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchedulerConfig:
+    slots: int = 2
+    holder: str = "bosun"
+    lease_ttl: float = 60.0
+    interval: float = 5.0  # periodic resync, so a missed wake-up heals
+    lookahead: int = 20  # queued candidates read per free slot
+
+
+class Scheduler:
+    """Starts queued tasks in free slots under their branch locks; recovers lost workers."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        run_task: RunTask,
+        clock: Clock,
+        config: SchedulerConfig,
+        on_worker_lost: OnWorkerLost | None = None,
+    ) -> None:
+        self._store = store
+        self._run_task = run_task
+        self._clock = clock
+        self._config = config
+        self._on_worker_lost = on_worker_lost
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._next_recovery = float("-inf")
+        # Look for lost workers at least twice per lease, so none waits long to be retried.
+        self._pause = min(config.interval, config.lease_ttl / 2)
+
+    @property
+    def running(self) -> frozenset[int]:
+        return frozenset(self._running)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def reconcile_once(self) -> list[int]:
+        """One pass: recover lost runs (now and then), then start what fits.
+
+        Returns the started task ids. Recovery reads every running task, so it runs on a
+        timer (twice per lease at least) rather than on every wake-up from a finished run.
+        """
+        now = self._clock.monotonic()
+        if now >= self._next_recovery:
+            self._next_recovery = now + self._pause
+            await self._recover_lost_workers()
+        free = self._config.slots - len(self._running)
+        if free <= 0:
+            return []
+        claimed = await asyncio.to_thread(self._claim, free)
+        for task in claimed:
+            self._start(task)
+        return [task.id for task in claimed if task.id is not None]
+
+    def _claim(self, free: int) -> list[Task]:
+        """Read the queue and the held locks, plan, and claim: one trip off the event loop."""
+        queued = self._store.queued_candidates(limit=free * self._config.lookahead)
+        held = self._store.live_lease_keys()
+        candidates = [
+            Candidate(task_id, lock_key(repo, branch)) for task_id, repo, branch in queued
+        ]
+        claimed = []
+        for candidate in plan(candidates, held=held, free_slots=free):
+            task = self._store.claim_task(
+                candidate.task_id,
+                lock_key=candidate.lock_key,
+                holder=self._config.holder,
+                ttl=self._config.lease_ttl,
+            )
+            if task is not None:
+                claimed.append(task)
+        return claimed
+
+    def _start(self, task: Task) -> None:
+        assert task.id is not None
+        run = asyncio.create_task(self._run_task(task), name=f"task-{task.id}")
+        self._running[task.id] = run
+        run.add_done_callback(lambda _: self._finished(task))
+
+    def _finished(self, task: Task) -> None:
+        if task.id is not None:
+            self._running.pop(task.id, None)
+        self._wake.set()
+
+    async def _recover_lost_workers(self) -> None:
+        """Running tasks whose lease is gone: retry while attempts remain, else fail."""
+        orphans = await asyncio.to_thread(self._store.orphaned_running_tasks)
+        for task in orphans:
+            if task.id is None or task.id in self._running:
+                continue
+            retry = task.attempts < task.max_attempts
+            target = TaskState.QUEUED if retry else TaskState.FAILED
+            reason = "worker lost; retrying" if retry else "worker lost; no attempts left"
+            moved = await asyncio.to_thread(
+                self._store.transition, task.id, TaskState.RUNNING, target, reason=reason
+            )
+            if not moved:
+                continue
+            log.warning("worker lost", task_id=task.id, retry=retry, worker=task.worker_id)
+            await asyncio.to_thread(
+                self._store.audit,
+                actor="bosun",
+                action="task.requeued" if retry else "task.failed",
+                repo_full_name=task.repo_full_name,
+                config_sha=task.config_sha,
+                task_id=task.id,
+                detail={"reason": reason, "attempts": task.attempts, "worker": task.worker_id},
+            )
+            if self._on_worker_lost is not None:
+                await self._on_worker_lost(task, retry)
+        await asyncio.to_thread(self._store.drop_expired_leases)
+
+    async def run_forever(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                await self.reconcile_once()
+            except Exception:  # a failed pass must not end scheduling; the next one retries
+                log.exception("reconcile pass failed")
+            waits = [self._wake.wait(), self._stop.wait(), self._clock.sleep(self._pause)]
+            tasks = [asyncio.ensure_future(wait) for wait in waits]
+            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Stop scheduling and cancel local runs; their leases lapse and they are retried."""
+        self._stop.set()
+        runs = list(self._running.values())
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)

@@ -1,0 +1,107 @@
+"""Scripted model turns, for `bosun demo` and tests: what a model would answer, read from JSON.
+
+A script is a JSON list of turns, each either a final answer or tool calls::
+
+    [
+      {"tool_calls": [{"name": "read_file", "arguments": {"path": "README.md"}}]},
+      {"content": "Fixed the typo in README.md."}
+    ]
+
+`arguments` is an object, or a string sent to the runtime as it is (to script a model
+that sends malformed JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_TURN_KEYS = frozenset({"content", "tool_calls"})
+_CALL_KEYS = frozenset({"name", "arguments"})
+
+
+class ScriptError(ValueError):
+    """A script file cannot be read as scripted turns; the message names the turn."""
+
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    """A tool call of a scripted turn; `arguments` is JSON text as a model sends it."""
+
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ScriptedTurn:
+    """One scripted answer of the model: text, tool calls, or both."""
+
+    content: str | None = None
+    tool_calls: tuple[ScriptedCall, ...] = ()
+
+    def message(self, *, turn: int) -> dict[str, Any]:
+        """This answer as an OpenAI-style assistant message, its call ids numbered by turn.
+
+        A model client feeds it to its provider library as a mocked response.
+        """
+        message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{turn}_{index}",
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for index, call in enumerate(self.tool_calls)
+            ]
+        return message
+
+
+def load_script(path: Path | str) -> list[ScriptedTurn]:
+    """The turns of the JSON script at `path`, or a `ScriptError` that says what is wrong."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ScriptError(f"{path}: cannot read the model script: {exc}") from exc
+    try:
+        return parse_script(data)
+    except ScriptError as exc:
+        raise ScriptError(f"{path}: {exc}") from None
+
+
+def parse_script(data: object) -> list[ScriptedTurn]:
+    """Scripted turns from decoded JSON: a non-empty list of turn objects."""
+    if not isinstance(data, list) or not data:
+        raise ScriptError("a model script is a non-empty JSON list of turns")
+    return [_turn(index, item) for index, item in enumerate(data)]
+
+
+def _turn(index: int, item: object) -> ScriptedTurn:
+    where = f"turn {index}"
+    if not isinstance(item, Mapping) or not item or set(item) - _TURN_KEYS:
+        raise ScriptError(f"{where}: expected an object with 'content' and/or 'tool_calls'")
+    content = item.get("content")
+    if content is not None and not isinstance(content, str):
+        raise ScriptError(f"{where}: 'content' must be a string")
+    calls = item.get("tool_calls", [])
+    if not isinstance(calls, list) or (not calls and content is None):
+        raise ScriptError(f"{where}: 'tool_calls' must be a non-empty list, or give 'content'")
+    scripted = (_call(f"{where}, call {number}", call) for number, call in enumerate(calls))
+    return ScriptedTurn(content=content, tool_calls=tuple(scripted))
+
+
+def _call(where: str, item: object) -> ScriptedCall:
+    if not isinstance(item, Mapping) or set(item) - _CALL_KEYS:
+        raise ScriptError(f"{where}: expected an object with 'name' and 'arguments'")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise ScriptError(f"{where}: 'name' must be a non-empty string")
+    arguments = item.get("arguments", {})
+    if isinstance(arguments, str):
+        return ScriptedCall(name=name, arguments=arguments)
+    if not isinstance(arguments, Mapping):
+        raise ScriptError(f"{where}: 'arguments' must be an object or a string")
+    return ScriptedCall(name=name, arguments=json.dumps(arguments))

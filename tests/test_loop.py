@@ -1,0 +1,289 @@
+"""The agent loop end to end: a label becomes a pull request, a check run and one status comment.
+
+Real parts: the store, git repositories, the bubblewrap sandbox, the scheduler and worker, the
+GitHub client. At the edges: the fake GitHub behind Prism (GitHub's OpenAPI description
+checks every request and answer), and a scripted model on litellm's mock responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from gidgethub import sansio
+
+from bot.app import create_app
+from bot.clock import SystemClock
+from bot.github import GitHubClient
+from bot.settings import Secret, Settings
+from bot.store import Store
+from bot.store.tables import Task
+from bot.task_states import TaskState
+from tests.events import example_config, issue_label_event, pull_label_event
+from tests.fakegithub import FakeGitHub
+from tests.signing import SECRET, delivery_headers
+
+AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+Violations = Callable[[], list[str]]
+
+POLICY = b"""\
+version: 1
+agents:
+  coder:
+    runtime: builtin
+    tools: [list_files, read_file, write_file, edit_file, run_command]
+    commands: [python3]
+    limits: {cpu_seconds: 60, memory_mb: 1024, wall_seconds: 120, max_steps: 10}
+models:
+  tiers:
+    small: [gpt-4o-mini]
+  default_tier: small
+"""
+TASK = b"""\
+description: Fix what the issue reports.
+agent: coder
+prompt: |
+  Fix issue #{{ issue.number }}: {{ issue.title }}
+  {{ issue.body }}
+"""
+FILES = {
+    "README.md": b"# app\n",
+    "calc.py": b"def add(a, b):\n    return a - b\n",
+    ".gitignore": b"__pycache__/\n",
+    ".bosun/policy.yaml": POLICY,
+    ".bosun/tasks/fix-bug.yaml": TASK,
+    ".bosun/tasks/add-tests.yaml": TASK,
+}
+
+
+def call(name: str, **arguments: Any) -> dict[str, Any]:
+    return {"tool_calls": [{"name": name, "arguments": arguments}]}
+
+
+def sleep_for(seconds: float) -> dict[str, Any]:
+    return call("run_command", argv=["python3", "-c", f"import time; time.sleep({seconds})"])
+
+
+APPEND_LINE = call(
+    "run_command", argv=["python3", "-c", "open('log.txt', 'a').write('one more line\\n')"]
+)
+FIX = call("edit_file", path="calc.py", old="return a - b", new="return a + b")
+DONE = {"content": "Fixed add(): it subtracted."}
+
+
+@pytest.fixture
+def repo(fake_github: FakeGitHub) -> None:
+    fake_github.add_repo("acme", "app", installation_id=7, files=FILES, git=True)
+    fake_github.add_issue("acme", "app", number=12, title="add() is wrong", body="2+3 gives -1")
+    fake_github.set_permission("acme", "app", "alice", "write")
+
+
+@pytest.fixture
+def live_store(tmp_path: Path) -> Store:
+    """A store on the real clock: leases and heartbeats run in real time here."""
+    store = Store.connect(f"sqlite:///{tmp_path / 'bosun.db'}", clock=SystemClock())
+    store.migrate()
+    return store
+
+
+Start = Callable[[list[dict[str, Any]]], Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def start_bosun(
+    live_store: Store,
+    github_via_prism: GitHubClient,
+    searchable_dir: Path,
+    sandbox_user: str,
+    tmp_path: Path,
+    aiohttp_client: AiohttpClient,
+) -> AsyncIterator[Start]:
+    async def start(script: list[dict[str, Any]]) -> TestClient[Any, Any]:
+        script_path = tmp_path / "script.json"
+        script_path.write_text(json.dumps(script))
+        settings = Settings(
+            webhook_secret=Secret(SECRET),
+            workers=2,
+            sandbox="bubblewrap",
+            sandbox_user=sandbox_user,
+            workspace_dir=searchable_dir / "workspaces",
+            lease_seconds=10,
+            model_script=script_path,
+        )
+        app = create_app(settings, clock=SystemClock(), store=live_store, github=github_via_prism)
+        return await aiohttp_client(app)
+
+    yield start
+    live_store.close()
+
+
+async def deliver(client: TestClient[Any, Any], event: sansio.Event) -> None:
+    body = json.dumps(event.data).encode()
+    headers = delivery_headers(event.event, body, delivery_id=event.delivery_id)
+    response = await client.post("/webhook", data=body, headers=headers)
+    assert response.status == 202, await response.text()
+
+
+async def settled(store: Store, count: int, timeout: float = 60) -> list[Task]:
+    """Wait until `count` tasks have left queued and running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tasks = store.tasks("acme/app")
+        done = [t for t in tasks if t.state not in (TaskState.QUEUED, TaskState.RUNNING)]
+        if len(done) >= count:
+            return tasks
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"tasks did not settle: {[(t.id, t.state) for t in store.tasks()]}")
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 15) -> None:
+    """Publishing follows the recorded state: wait for what people will see."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
+def comment_says(fake: FakeGitHub, text: str) -> Callable[[], bool]:
+    return lambda: any(text in c["body"] for c in fake.comments("acme", "app", 12))
+
+
+async def test_a_labelled_issue_becomes_a_pull_request_with_check_run_and_comment(
+    repo: None,
+    start_bosun: Start,
+    live_store: Store,
+    fake_github: FakeGitHub,
+    prism_violations: Violations,
+) -> None:
+    """Label an issue, get a PR from bosun/<task>/<issue>, `bosun/task` on it, one comment."""
+    client = await start_bosun([call("read_file", path="calc.py"), FIX, DONE])
+    await deliver(client, issue_label_event("labeled", label="agent:fix-bug"))
+    [task] = await settled(live_store, 1)
+    assert task.state == TaskState.PR_OPEN, task.reason
+
+    [pull] = fake_github.pulls("acme", "app")
+    assert pull["head"]["ref"] == "bosun/fix-bug/12"
+    assert pull["body"].startswith("Closes #12")
+    assert pull["number"] == task.pr_number
+    files = fake_github.branch_files("acme", "app", "bosun/fix-bug/12")
+    assert files["calc.py"] == b"def add(a, b):\n    return a + b\n"
+
+    [check] = fake_github.check_runs("acme", "app", head_sha=pull["head"]["sha"])
+    assert (check["name"], check["conclusion"]) == ("bosun/task", "success")
+    summary = check["output"]["summary"]
+    for figure in ("gpt-4o-mini", "tokens", "cost", "duration", "attempts", "audit id"):
+        assert figure in summary
+
+    await eventually(comment_says(fake_github, f"**Pull request #{pull['number']} is ready"))
+    assert len(fake_github.comments("acme", "app", 12)) == 1
+    calls = live_store.model_calls(task.id or 0)
+    assert len(calls) == 3 and all(c.model == "gpt-4o-mini" for c in calls)
+    assert task.cost_usd > 0 and task.tokens_in > 0
+    assert live_store.leases() == [], "the branch lock is released"
+    assert prism_violations() == []
+
+
+async def test_removing_the_label_mid_run_cancels_it_and_releases_the_lock(
+    repo: None,
+    start_bosun: Start,
+    live_store: Store,
+    fake_github: FakeGitHub,
+    prism_violations: Violations,
+) -> None:
+    """Unlabelling a running task stops its sandbox, says so, and frees its branch."""
+    client = await start_bosun([sleep_for(60), FIX, DONE])
+    await deliver(client, issue_label_event("labeled", label="agent:fix-bug"))
+    deadline = time.monotonic() + 30
+    while not live_store.running_tasks() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # well inside the sleep command
+    started = time.monotonic()
+    await deliver(client, issue_label_event("unlabeled", label="agent:fix-bug", delivery_id="d-2"))
+    [task] = await settled(live_store, 1)
+    assert time.monotonic() - started < 10, "cancelled promptly, not after the command ended"
+    assert task.state == TaskState.CANCELLED
+    assert task.reason == "label removed by @alice"
+    assert fake_github.pulls("acme", "app") == []
+    assert "bosun/fix-bug/12" not in fake_github.branches("acme", "app")
+    await eventually(comment_says(fake_github, "**`fix-bug` was cancelled**: label removed"))
+    assert len(fake_github.comments("acme", "app", 12)) == 1
+    assert live_store.leases() == []
+    assert prism_violations() == []
+
+
+async def test_two_labels_on_one_pull_request_take_turns_on_its_branch(
+    repo: None,
+    start_bosun: Start,
+    live_store: Store,
+    fake_github: FakeGitHub,
+    prism_violations: Violations,
+) -> None:
+    """Two tasks on one PR run one after the other on its head; another branch runs meanwhile."""
+    fake_github.add_branch("acme", "app", "feature/login")
+    number = fake_github.add_pull("acme", "app", head="feature/login", title="Login")
+    client = await start_bosun([sleep_for(1.5), APPEND_LINE, DONE])
+    for delivery_id, label in (("p-1", "agent:fix-bug"), ("p-2", "agent:add-tests")):
+        event = pull_label_event(
+            "labeled", label=label, number=number, head="feature/login", delivery_id=delivery_id
+        )
+        await deliver(client, event)
+    await deliver(client, issue_label_event("labeled", label="agent:fix-bug", delivery_id="d-9"))
+
+    overlaps: list[set[str]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        running = {t.branch for t in live_store.running_tasks()}
+        overlaps.append(running)
+        if (
+            len(live_store.tasks("acme/app")) == 3
+            and not running
+            and not live_store.queued_tasks(limit=1)
+        ):
+            break
+        await asyncio.sleep(0.05)
+    tasks = await settled(live_store, 3)
+    assert [t.state for t in tasks] == [TaskState.PR_OPEN] * 3, [t.reason for t in tasks]
+    pr_tasks = [t for t in tasks if t.is_pull_request]
+    assert {t.branch for t in pr_tasks} == {"feature/login"}
+    assert any(running == {"feature/login", "bosun/fix-bug/12"} for running in overlaps)
+    assert not any(len(running) > 2 for running in overlaps)
+    log = fake_github.branch_files("acme", "app", "feature/login")["log.txt"]
+    assert log == b"one more line\n" * 2, "the second run continued the first one's branch"
+    assert len(fake_github.pulls("acme", "app")) == 2, "the PR itself, and the issue's new one"
+    assert prism_violations() == []
+
+
+async def test_a_change_to_a_protected_path_is_refused_and_nothing_is_pushed(
+    repo: None,
+    start_bosun: Start,
+    live_store: Store,
+    fake_github: FakeGitHub,
+    prism_violations: Violations,
+) -> None:
+    """An agent that touches .github/workflows never gets its change pushed."""
+    workflow = call("write_file", path=".github/workflows/ci.yml", content="on: push\n")
+    client = await start_bosun([FIX, workflow, DONE])
+    await deliver(client, issue_label_event("labeled", label="agent:fix-bug"))
+    [task] = await settled(live_store, 1)
+    assert task.state == TaskState.FAILED
+    assert "protected paths: `.github/workflows/ci.yml`" in (task.reason or "")
+    assert "bosun/fix-bug/12" not in fake_github.branches("acme", "app")
+    assert fake_github.pulls("acme", "app") == []
+    await eventually(comment_says(fake_github, "**`fix-bug` failed**: nothing was pushed"))
+    assert len(fake_github.comments("acme", "app", 12)) == 1
+    assert prism_violations() == []
+
+
+def test_the_sample_config_drives_the_loop() -> None:
+    """The loop tests run on a config that `bosun lint` accepts, like users' would be."""
+    from bot.config.load import load_config
+
+    assert load_config({k: v for k, v in FILES.items() if k.startswith(".bosun/")}).problems == ()
+    assert example_config()
