@@ -9,13 +9,12 @@ class TaskState(enum.StrEnum):
     QUEUED = "queued"  # waiting for a slot and its branch lock
     RUNNING = "running"  # a worker holds its lease and runs the agent
     PR_OPEN = "pr_open"  # the agent's pull request is open for review
-    DONE = "done"  # the pull request was merged
     FAILED = "failed"  # gave up: the reason says why
     CANCELLED = "cancelled"  # a person stopped it
 
 
 ACTIVE_TASK_STATES = (TaskState.QUEUED, TaskState.RUNNING)
-FINISHED_TASK_STATES = (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED)
+FINISHED_TASK_STATES = (TaskState.FAILED, TaskState.CANCELLED)
 
 # (from, to) -> who causes it. The store refuses every other change of state.
 TRANSITIONS: dict[tuple[TaskState, TaskState], str] = {
@@ -24,10 +23,10 @@ TRANSITIONS: dict[tuple[TaskState, TaskState], str] = {
     (TaskState.RUNNING, TaskState.PR_OPEN): "worker: pull request opened or updated",
     (TaskState.RUNNING, TaskState.FAILED): "worker: agent, sandbox, budget or publish failure",
     (TaskState.RUNNING, TaskState.CANCELLED): "worker: cancel requested by a developer",
-    (TaskState.RUNNING, TaskState.QUEUED): "scheduler: lease expired, attempts left",
-    (TaskState.PR_OPEN, TaskState.DONE): "reviewer: pull request merged",
-    (TaskState.PR_OPEN, TaskState.QUEUED): "reviewer: changes requested, run again",
-    (TaskState.PR_OPEN, TaskState.CANCELLED): "developer: pull request closed",
+    (
+        TaskState.RUNNING,
+        TaskState.QUEUED,
+    ): "scheduler: worker lost, attempts left; or Bosun stopped",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -162,7 +162,7 @@ class Worker:
             await asyncio.to_thread(workspace.push, token=token)
             await self._publish(task, reporter, issue, result, facts, sha)
         finally:
-            await asyncio.to_thread(workspace.cleanup)
+            await _uncancellable(asyncio.to_thread(workspace.cleanup))
 
     async def _plan(self, task: Task, repo: Repo) -> _Plan:
         config: RepoConfig = await self._deps.configs.at_commit(repo, task.config_sha or "")
@@ -390,6 +390,19 @@ class Worker:
             task_id=task.id,
             detail={"worker": self._deps.holder, "sandbox": self._deps.backend_name, **detail},
         )
+
+
+async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:
+    """Finish `work` even if the run is cancelled meanwhile, then let the cancel through.
+
+    A thread cannot be stopped: leaving it behind would remove a clone while Bosun moves on.
+    """
+    future = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await future
+        raise
 
 
 def _one_line(text: str) -> str:

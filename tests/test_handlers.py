@@ -13,7 +13,12 @@ from bot.handlers import router
 from bot.handlers.context import HandlerContext
 from bot.store import Store
 from bot.task_states import TaskState
-from tests.events import example_config, installation_event, issue_label_event
+from tests.events import (
+    example_config,
+    installation_event,
+    issue_label_event,
+    pull_label_event,
+)
 from tests.fakeclock import FakeClock
 from tests.fakegithub import FakeGitHub
 
@@ -232,3 +237,45 @@ async def test_installations_and_their_repositories_are_recorded(dispatch, store
     assert set(new) <= set(store.installation_repositories(7))
     actions = [r.action for r in store.audit_records()]
     assert actions == ["installation.created", "installation_repositories.added"]
+
+
+async def test_a_label_on_a_pull_request_queues_a_task_on_its_head_branch(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo, prism_violations: Violations
+) -> None:
+    """`agent:<task>` on a PR works on the PR's own branch, against its base."""
+    fake_github.add_branch("acme", "app", "feature/login")
+    number = fake_github.add_pull("acme", "app", head="feature/login")
+    await dispatch(
+        pull_label_event("labeled", label="agent:fix-bug", number=number, head="feature/login")
+    )
+    [task] = store.tasks("acme/app")
+    assert (task.is_pull_request, task.branch, task.base_branch, task.issue_number) == (
+        True,
+        "feature/login",
+        "main",
+        number,
+    )
+    assert prism_violations() == []
+
+
+async def test_a_label_on_a_pull_request_from_a_fork_is_refused(
+    dispatch, store: Store, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Bosun never pushes to someone's fork: the request is refused with a comment."""
+    number = fake_github.add_pull(
+        "acme", "app", head="patch-1", head_repo_full_name="mallory/app", head_sha="a" * 40
+    )
+    await dispatch(
+        pull_label_event(
+            "labeled",
+            label="agent:fix-bug",
+            number=number,
+            head="patch-1",
+            head_repo_full_name="mallory/app",
+        )
+    )
+    assert store.tasks("acme/app") == []
+    [comment] = fake_github.comments("acme", "app", number)
+    assert "lives in a fork" in comment["body"]
+    [record] = store.audit_records(repo_full_name="acme/app")
+    assert record.action == "trigger.fork"

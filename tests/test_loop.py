@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +86,12 @@ def repo(fake_github: FakeGitHub) -> None:
 
 
 @pytest.fixture
-def live_store(tmp_path: Path) -> Store:
+def live_store(tmp_path: Path) -> Iterator[Store]:
     """A store on the real clock: leases and heartbeats run in real time here."""
     store = Store.connect(f"sqlite:///{tmp_path / 'bosun.db'}", clock=SystemClock())
     store.migrate()
-    return store
+    yield store
+    store.close()
 
 
 Start = Callable[[list[dict[str, Any]]], Awaitable[TestClient[Any, Any]]]
@@ -121,7 +122,6 @@ async def start_bosun(
         return await aiohttp_client(app)
 
     yield start
-    live_store.close()
 
 
 async def deliver(client: TestClient[Any, Any], event: sansio.Event) -> None:

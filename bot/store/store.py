@@ -29,7 +29,7 @@ from bot.store.tables import (
     ModelCallRecord,
     Task,
 )
-from bot.task_states import ACTIVE_TASK_STATES, TaskState, can_transition
+from bot.task_states import ACTIVE_TASK_STATES, FINISHED_TASK_STATES, TaskState, can_transition
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,7 +316,7 @@ class Store:
             raise IllegalTransition(f"task {task_id}: {current} -> {target} is not allowed")
         now = self.clock.now()
         values: dict[str, Any] = {"state": target, "updated_at": now, **fields}
-        if target in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED):
+        if target in FINISHED_TASK_STATES:
             values.setdefault("finished_at", now)
         with self._writing() as connection:
             result = connection.execute(
@@ -341,7 +341,7 @@ class Store:
             raise IllegalTransition(f"task {task_id}: running -> {target} is not allowed")
         now = self.clock.now()
         values: dict[str, Any] = {"state": target, "updated_at": now, **fields}
-        if target in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED):
+        if target in FINISHED_TASK_STATES:
             values.setdefault("finished_at", now)
         with self._writing() as connection:
             moved = connection.execute(

@@ -54,6 +54,8 @@ class Task(SQLModel, table=True):
         UniqueConstraint("trigger_delivery_id", "task_name", name="uq_task_trigger"),
         Index("ix_task_repo_issue", "repo_full_name", "issue_number"),
         Index("ix_task_state", "state"),
+        # The scheduler's queue: queued tasks by priority, then age.
+        Index("ix_task_queue", "state", "priority", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -249,7 +249,9 @@ class Toolbox:
     async def run_command(self, argv: list[str]) -> str:
         """Run an allowed program in the worktree through the backend, with the agent's limits."""
         self._check_argv(argv)
-        result = await self.backend.run(argv, cwd=self.root, env={}, limits=self.limits)
+        # Nothing of the host leaks in; bytecode caches would only clutter the change.
+        env = {"PYTHONDONTWRITEBYTECODE": "1"}
+        result = await self.backend.run(argv, cwd=self.root, env=env, limits=self.limits)
         return command_report(result, wall_seconds=self.limits.wall_seconds)
 
     def _check_argv(self, argv: list[str]) -> None:
