@@ -287,3 +287,31 @@ def test_the_sample_config_drives_the_loop() -> None:
 
     assert load_config({k: v for k, v in FILES.items() if k.startswith(".bosun/")}).problems == ()
     assert example_config()
+
+
+async def test_running_a_task_again_updates_the_same_pull_request_and_comment(
+    repo: None,
+    start_bosun: Start,
+    live_store: Store,
+    fake_github: FakeGitHub,
+    prism_violations: Violations,
+) -> None:
+    """A second run of a task on an issue reuses its branch, its PR and its status comment."""
+    client = await start_bosun([APPEND_LINE, DONE])
+    await deliver(client, issue_label_event("labeled", label="agent:fix-bug"))
+    await settled(live_store, 1)
+    await eventually(comment_says(fake_github, "is ready for review"))
+    await deliver(client, issue_label_event("unlabeled", label="agent:fix-bug", delivery_id="d-2"))
+    await deliver(client, issue_label_event("labeled", label="agent:fix-bug", delivery_id="d-3"))
+    first, second = await settled(live_store, 2)
+    assert second.state == TaskState.PR_OPEN, second.reason
+    assert first.pr_number == second.pr_number
+    [pull] = fake_github.pulls("acme", "app")
+    log = fake_github.branch_files("acme", "app", "bosun/fix-bug/12")["log.txt"]
+    assert log == b"one more line\n" * 2
+    [comment] = fake_github.comments("acme", "app", 12)
+    again = live_store.task(second.id or 0)
+    assert again is not None and again.status_comment_id == comment["id"]
+    runs = fake_github.check_runs("acme", "app", head_sha=pull["head"]["sha"])
+    assert [run["conclusion"] for run in runs] == ["success"]
+    assert prism_violations() == []
