@@ -48,7 +48,7 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(store.migrate)
         async with _github_client(settings, clock, github) as client:
-            configs = ConfigProvider(client) if client is not None else None
+            configs = ConfigProvider(client, store=store) if client is not None else None
             scheduler = None
             if client is not None and configs is not None:
                 app[GITHUB] = client

@@ -57,17 +57,27 @@ def serve(host: str, port: int) -> None:
         sys.exit(1)
 
 
+_ORG_OPTION = click.option(
+    "--org",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The org policy: a policy file, or a checkout of the org's .github repository.",
+)
+
+
 @main.command()
 @click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def lint(path: Path) -> None:
+@_ORG_OPTION
+def lint(path: Path, org: Path | None) -> None:
     """Validate the `.bosun/` files of a checkout at PATH.
 
-    Prints one `file:line:col: message` per problem. Exit 0 when clean, 1 on problems,
-    2 on usage errors.
+    Prints one `file:line:col: message` per problem. With --org, the repository's policy is
+    also checked against the org's ceilings. Exit 0 when clean, 1 on problems, 2 on usage
+    errors.
     """
     from bot.config.lint import lint_checkout
 
-    problems = lint_checkout(path)
+    problems = lint_checkout(path, org=org)
     for problem in problems:
         click.echo(str(problem))
     if problems:
@@ -130,6 +140,41 @@ def bench_scheduler(
         seed=seed,
         database_url=database_url,
     )
+
+
+@main.group()
+def policy() -> None:
+    """The effective policy of a repository under its org's ceilings."""
+
+
+@policy.command("explain")
+@click.argument("checkout", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_ORG_OPTION
+def policy_explain(checkout: Path, org: Path | None) -> None:
+    """Print the effective policy of CHECKOUT, one key a line, with where each value came from.
+
+    Each line reads `key: value  (origin)`, origin being org, repo or default. Problems go to
+    standard error as `file:line:col: message`; exit 1 when there are any.
+    """
+    from bot.config.effective import ORG_POLICY_LABEL, effective_config
+    from bot.config.explain import explain_lines
+    from bot.config.lint import read_org_policy
+    from bot.config.load import read_checkout
+    from bot.errors import ConfigError
+
+    try:
+        files = read_checkout(checkout)
+        org_files, label = read_org_policy(org) if org is not None else (None, ORG_POLICY_LABEL)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    effective = effective_config(repo_files=files, org_files=org_files, org_label=label)
+    for line in explain_lines(effective):
+        click.echo(line)
+    for problem in effective.problems:
+        click.echo(str(problem), err=True)
+    if effective.problems:
+        sys.exit(1)
 
 
 @main.group()

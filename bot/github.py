@@ -51,6 +51,9 @@ ROLES = frozenset({"admin", "maintain", "write", "triage", "read"})
 OUTPUT_LIMIT = 65535
 TRUNCATED = "\n\n*(truncated)*"
 FENCE = "```"
+# https://docs.github.com/en/rest/checks/runs#update-a-check-run: "The Checks API limits the
+# number of annotations to a maximum of 50 per API request"; later ones are appended.
+ANNOTATIONS_PER_REQUEST = 50
 
 # Path parameters go through url_vars, which percent-encodes a slash in a branch name or a
 # file path as %2F: that is how GitHub's description expects them (`x-multi-segment`).
@@ -69,6 +72,7 @@ LABEL = "/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}"
 ISSUE = "/repos/{owner}/{repo}/issues/{issue_number}"
 PULLS = "/repos/{owner}/{repo}/pulls{?state,head,per_page}"
 PULL = "/repos/{owner}/{repo}/pulls/{pull_number}"
+PULL_FILES = "/repos/{owner}/{repo}/pulls/{pull_number}/files{?per_page}"
 CHECK_RUNS = "/repos/{owner}/{repo}/check-runs"
 CHECK_RUN = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
 CHECK_RUNS_FOR_REF = (
@@ -92,6 +96,50 @@ class CheckConclusion(StrEnum):
 class PullState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
+
+
+class AnnotationLevel(StrEnum):
+    NOTICE = "notice"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
+class FileTooLarge(GitHubError):
+    """A file GitHub will not send inline (over 1 MB); `size` is its length in bytes."""
+
+    def __init__(self, message: str, *, path: str, size: int) -> None:
+        super().__init__(message, status_code=200)
+        self.path = path
+        self.size = size
+
+
+@dataclass(frozen=True, kw_only=True)
+class Annotation:
+    """A remark on lines of a file, shown in the pull request's diff; lines and columns from 1."""
+
+    path: str
+    start_line: int
+    end_line: int
+    message: str
+    title: str | None = None
+    start_column: int | None = None
+    end_column: int | None = None
+    level: AnnotationLevel = AnnotationLevel.FAILURE
+
+    def as_json(self) -> dict[str, Any]:
+        # Columns only count on one line: "Omit this parameter if start_line and end_line
+        # have different values" (https://docs.github.com/en/rest/checks/runs).
+        same_line = self.start_line == self.end_line
+        return _given(
+            path=self.path,
+            start_line=self.start_line,
+            end_line=self.end_line,
+            start_column=self.start_column if same_line else None,
+            end_column=self.end_column if same_line else None,
+            annotation_level=AnnotationLevel(self.level).value,
+            message=self.message,
+            title=self.title,
+        )
 
 
 @dataclass(frozen=True)
@@ -280,7 +328,11 @@ class GitHubClient:
         if data.get("encoding") != "base64":
             # Files over 1 MB come back without content:
             # https://docs.github.com/en/rest/repos/contents#get-repository-content
-            raise GitHubError(f"{repo.full_name}:{path} is too large to read", status_code=200)
+            raise FileTooLarge(
+                f"{repo.full_name}:{path} is too large to read",
+                path=path,
+                size=int(data.get("size") or 0),
+            )
         return base64.b64decode(data["content"])
 
     async def list_directory(self, *, repo: Repo, path: str, ref: str | None = None) -> list[str]:
@@ -330,6 +382,25 @@ class GitHubClient:
 
     async def get_pull(self, *, repo: Repo, number: int) -> dict[str, Any]:
         return dict(_object(await self._get(repo, PULL, pull_number=number)))
+
+    async def list_pull_files(self, *, repo: Repo, number: int) -> list[str]:
+        """Every path the pull request changes; a renamed file counts by its old name too.
+
+        GitHub lists at most 3000 files of a pull request:
+        https://docs.github.com/en/rest/pulls/pulls#list-pull-requests-files
+        """
+        url_vars = self._vars(repo, pull_number=number, per_page=PER_PAGE)
+
+        async def every_page(token: str | None) -> list[str]:
+            paths: list[str] = []
+            async for item in self._api.getiter(PULL_FILES, url_vars, oauth_token=token):
+                entry = _object(item)
+                paths.append(str(entry["filename"]))
+                if entry.get("previous_filename"):
+                    paths.append(str(entry["previous_filename"]))
+            return paths
+
+        return await self._as_installation(repo, every_page)
 
     async def find_open_pull(self, *, repo: Repo, head_branch: str) -> dict[str, Any] | None:
         """The open pull request from `head_branch` of this repository, if there is one."""
@@ -428,10 +499,12 @@ class GitHubClient:
         completed_at: datetime | None = None,
         external_id: str | None = None,
         details_url: str | None = None,
+        annotations: Sequence[Annotation] = (),
     ) -> dict[str, Any]:
         """A new check run on `head_sha`; a completed one needs a conclusion, and only it.
 
         The output's summary and text are cut to GitHub's 65535 characters if need be.
+        Annotations go 50 to a request: the first with the run, the rest in updates.
         """
         status, conclusion = _check_status(status, conclusion)
         data = {"name": name, "head_sha": head_sha, "status": status} | _check_fields(
@@ -441,8 +514,10 @@ class GitHubClient:
             external_id=external_id,
             details_url=details_url,
         )
-        data["output"] = _output(title=title, summary=summary, text=text)
-        return dict(_object(await self._send(repo, "post", CHECK_RUNS, self._vars(repo), data)))
+        first, rest = _batches(annotations)
+        data["output"] = _output(title=title, summary=summary, text=text, annotations=first)
+        run = _object(await self._send(repo, "post", CHECK_RUNS, self._vars(repo), data))
+        return await self._annotate(repo, run, title=title, summary=summary, batches=rest)
 
     async def update_check_run(
         self,
@@ -458,14 +533,20 @@ class GitHubClient:
         completed_at: datetime | None = None,
         external_id: str | None = None,
         details_url: str | None = None,
+        annotations: Sequence[Annotation] = (),
     ) -> dict[str, Any]:
-        """Change what is given (None leaves a field as it is); an output needs a summary."""
+        """Change what is given (None leaves a field as it is); an output needs a summary.
+
+        Annotations are added to the run's, 50 to a request (GitHub appends each batch).
+        """
         if status is not None:
             status, conclusion = _check_status(status, conclusion)
         elif conclusion is not None:
             conclusion = CheckConclusion(conclusion)
         if summary is None and (title is not None or text is not None):
             raise ValueError("a check run's output needs a summary")
+        if annotations and (title is None or summary is None):
+            raise ValueError("annotations go in an output with a title and a summary")
         data = _given(status=status) | _check_fields(
             conclusion=conclusion,
             started_at=started_at,
@@ -473,10 +554,29 @@ class GitHubClient:
             external_id=external_id,
             details_url=details_url,
         )
+        first, rest = _batches(annotations)
         if summary is not None:
-            data["output"] = _output(title=title, summary=summary, text=text)
+            data["output"] = _output(title=title, summary=summary, text=text, annotations=first)
         url_vars = self._vars(repo, check_run_id=check_run_id)
-        return dict(_object(await self._send(repo, "patch", CHECK_RUN, url_vars, data)))
+        run = _object(await self._send(repo, "patch", CHECK_RUN, url_vars, data))
+        return await self._annotate(repo, run, title=title, summary=summary, batches=rest)
+
+    async def _annotate(
+        self,
+        repo: Repo,
+        run: dict[str, Any],
+        *,
+        title: str | None,
+        summary: str | None,
+        batches: Sequence[Sequence[Annotation]],
+    ) -> dict[str, Any]:
+        """Send the annotations left after the first 50, keeping the output's title and summary."""
+        for batch in batches:
+            assert summary is not None  # annotations always come with an output
+            output = _output(title=title, summary=summary, text=None, annotations=batch)
+            url_vars = self._vars(repo, check_run_id=int(run["id"]))
+            run = _object(await self._send(repo, "patch", CHECK_RUN, url_vars, {"output": output}))
+        return dict(run)
 
     async def create_reaction_for_comment(
         self, *, repo: Repo, comment_id: int, content: str
@@ -696,12 +796,28 @@ def _check_fields(
     )
 
 
-def _output(*, title: str | None, summary: str, text: str | None) -> dict[str, Any]:
+def _output(
+    *,
+    title: str | None,
+    summary: str,
+    text: str | None,
+    annotations: Sequence[Annotation] = (),
+) -> dict[str, Any]:
     return _given(
         title=title,
         summary=fit_output(summary),
         text=None if text is None else fit_output(text),
+        annotations=[annotation.as_json() for annotation in annotations] or None,
     )
+
+
+def _batches(
+    annotations: Sequence[Annotation],
+) -> tuple[Sequence[Annotation], list[Sequence[Annotation]]]:
+    """The first request's annotations, and those of each request after it."""
+    size = ANNOTATIONS_PER_REQUEST
+    chunks = [annotations[i : i + size] for i in range(0, len(annotations), size)]
+    return (chunks[0] if chunks else ()), chunks[1:]
 
 
 def fit_output(text: str, limit: int = OUTPUT_LIMIT) -> str:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 
 class Phase(enum.StrEnum):
+    HELD = "held"
     QUEUED = "queued"
     RUNNING = "running"
     PR_OPENED = "pr_opened"
     FAILED = "failed"
     CANCELLED = "cancelled"
     RETRYING = "retrying"
+    DONE = "done"
+    ABANDONED = "abandoned"
 
 
 CHECK_NAME = "bosun/task"
@@ -68,6 +73,7 @@ def cost_line(facts: RunFacts) -> str:
 
 
 HEADLINES = {
+    Phase.HELD: "**Held** `{task}` until someone allows it: {reason}",
     Phase.QUEUED: "**Queued** `{task}` on branch `{branch}`, triggered by @{user}. "
     "Remove the label to cancel.",
     Phase.RUNNING: "**Running** `{task}` on branch `{branch}` (attempt {attempt} of {attempts}).",
@@ -75,6 +81,8 @@ HEADLINES = {
     Phase.FAILED: "**`{task}` failed**: {reason}",
     Phase.CANCELLED: "**`{task}` was cancelled**: {reason}",
     Phase.RETRYING: "**`{task}` will be retried**: {reason}",
+    Phase.DONE: "**Done**: `{task}`'s pull request #{pr} was merged.",
+    Phase.ABANDONED: "**`{task}` was abandoned**: {reason}",
 }
 
 
@@ -135,3 +143,16 @@ def check_run_summary(facts: RunFacts, *, outcome: str) -> str:
 def _quoted(text: str) -> str:
     """The agent's words, shown as a quote: its text is not Bosun's to vouch for."""
     return "\n".join(f"> {line}" if line else ">" for line in text[:4000].splitlines())
+
+
+def status_table(tasks: Sequence[Any]) -> str:
+    """The reply to `/bosun status`: every task of the issue, newest last."""
+    if not tasks:
+        return "No Bosun task has run on this issue."
+    rows = [
+        f"| `{task.task_name}` | {task.state} | {task.attempts} of {task.max_attempts} | "
+        f"${task.cost_usd:.4f} | {f'#{task.pr_number}' if task.pr_number else '-'} |"
+        for task in tasks
+    ]
+    header = "| task | state | attempts | cost | pull request |\n|---|---|---|---|---|"
+    return "\n".join([header, *rows])

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from bot.clock import Clock
-from bot.config.models import Agent, TaskSpec
+from bot.config.models import Agent, TaskSpec, route
 from bot.config.prompt import render_prompt
 from bot.config.source import ConfigProvider, RepoConfig
 from bot.errors import BosunError, GitHubError
@@ -66,6 +66,7 @@ class Refused(BosunError):
 
 @dataclass(frozen=True)
 class _Plan:
+    tier: str
     repo: Repo
     spec: TaskSpec
     agent: Agent
@@ -131,11 +132,12 @@ class Worker:
 
     async def _attempt(self, task: Task, repo: Repo, reporter: Reporter) -> None:
         assert task.id is not None
-        plan = await self._plan(task, repo)
-        started = self._deps.clock.monotonic()
-        audit_id = await self._audit(task, "task.started", {"attempt": task.attempts})
-        await reporter.status(view_of(task, phase=Phase.RUNNING, facts=self._facts_now(task)))
         issue = await self._deps.github.get_issue(repo=repo, number=task.issue_number)
+        plan = await self._plan(task, repo, issue)
+        started = self._deps.clock.monotonic()
+        detail = {"attempt": task.attempts, "tier": plan.tier}
+        audit_id = await self._audit(task, "task.started", detail)
+        await reporter.status(view_of(task, phase=Phase.RUNNING, facts=self._facts_now(task)))
         token = await self._deps.github.installation_token(installation_id=task.installation_id)
         clone_url = await self._deps.github.clone_url(repo=repo)
         workspace = await asyncio.to_thread(
@@ -164,14 +166,26 @@ class Worker:
         finally:
             await _uncancellable(asyncio.to_thread(workspace.cleanup))
 
-    async def _plan(self, task: Task, repo: Repo) -> _Plan:
+    async def _plan(self, task: Task, repo: Repo, issue: dict[str, Any]) -> _Plan:
         config: RepoConfig = await self._deps.configs.at_commit(repo, task.config_sha or "")
         spec = config.tasks.get(task.task_name)
         if spec is None or config.unusable:
             raise Refused(f"`{task.task_name}` is not a valid task at config {task.config_sha}")
         policy = config.policy
-        tier = spec.tier or policy.models.default_tier
+        labels = [
+            str(label.get("name") if isinstance(label, dict) else label)
+            for label in issue.get("labels") or []
+        ]
+        tier = route(
+            policy,
+            task_type=spec.task_type,
+            labels=labels,
+            paths=[],  # what the agent will touch is not known before it runs
+            issue_chars=len(str(issue.get("body") or "")),
+            task_tier=spec.tier,
+        )
         return _Plan(
+            tier=tier,
             repo=repo,
             spec=spec,
             agent=policy.agents[spec.agent],

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from gidgethub import sansio
 
+from bot.config.source import ConfigProvider
+from bot.github import GitHubClient
+from bot.handlers import router
+from bot.handlers.context import HandlerContext
 from bot.store import Store
 from tests.databases import postgres_database, truncate_all
 from tests.fakeclock import FakeClock
@@ -48,3 +53,23 @@ def sqlite_store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
     store.migrate()
     yield store
     store.close()
+
+
+@pytest.fixture
+def dispatch(
+    store: Store, github_via_prism: GitHubClient, clock: FakeClock
+) -> Callable[[sansio.Event], Awaitable[None]]:
+    """Send an event through Bosun's real router, with GitHub behind Prism."""
+    configs = ConfigProvider(github_via_prism)
+
+    async def send(event: sansio.Event) -> None:
+        context = HandlerContext(
+            store=store,
+            github=github_via_prism,
+            configs=configs,
+            clock=clock,
+            delivery_id=event.delivery_id,
+        )
+        await router.dispatch(event, context)
+
+    return send

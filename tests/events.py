@@ -85,3 +85,50 @@ def pull_label_event(
     data["repository"]["owner"]["login"] = owner
     data["installation"] = {"id": installation_id, "node_id": "MDIzOkludGVncmF0aW9u"}
     return sansio.Event(data, event="pull_request", delivery_id=delivery_id)
+
+
+def comment_event(
+    body: str,
+    *,
+    sender: str = "alice",
+    sender_type: str = "User",
+    issue_number: int = 12,
+    comment_id: int = 0,
+    owner: str = "acme",
+    repo: str = "app",
+    installation_id: int = 7,
+    delivery_id: str = "c-1",
+) -> sansio.Event:
+    """An `issue_comment.created` delivery on an issue."""
+    data = copy.deepcopy(_example("issue_comment.created"))
+    data["comment"].update(body=body, id=comment_id)
+    data["comment"]["user"] = {**data["comment"]["user"], "login": sender, "type": sender_type}
+    data["sender"].update(login=sender, type=sender_type)
+    data["issue"].update(number=issue_number, state="open")
+    data["issue"].pop("pull_request", None)
+    data["repository"].update(name=repo, full_name=f"{owner}/{repo}", default_branch="main")
+    data["repository"]["owner"]["login"] = owner
+    data["installation"] = {"id": installation_id, "node_id": "MDIzOkludGVncmF0aW9u"}
+    return sansio.Event(data, event="issue_comment", delivery_id=delivery_id)
+
+
+def pull_closed_event(
+    *, number: int, merged: bool, sender: str = "bob", delivery_id: str = "pc-1"
+) -> sansio.Event:
+    event = pull_label_event(
+        "labeled", label="x", number=number, head="bosun/fix-bug/12", sender=sender
+    )
+    data = copy.deepcopy(event.data)
+    data["action"] = "closed"
+    data.pop("label")
+    data["pull_request"].update(state="closed", merged=merged)
+    return sansio.Event(data, event="pull_request", delivery_id=delivery_id)
+
+
+def issue_closed_event(*, issue_number: int = 12, delivery_id: str = "ic-1") -> sansio.Event:
+    event = issue_label_event("labeled", label="x", issue_number=issue_number)
+    data = copy.deepcopy(event.data)
+    data["action"] = "closed"
+    data.pop("label")
+    data["issue"]["state"] = "closed"
+    return sansio.Event(data, event="issues", delivery_id=delivery_id)

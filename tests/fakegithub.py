@@ -48,6 +48,10 @@ CHECK_CONCLUSIONS = (
     "timed_out",
 )
 OUTPUT_LIMIT = 65535
+INLINE_CONTENT_LIMIT = 1_000_000
+ANNOTATIONS_PER_REQUEST = 50
+ANNOTATION_LEVELS = ("notice", "warning", "failure")
+ANNOTATION_FIELDS = ("path", "start_line", "end_line", "annotation_level", "message")
 GIT_IDENTITY = "GitHub <noreply@github.com>"
 SHA = re.compile(r"[0-9a-f]{40}")
 # GitHub's permission field predates maintain and triage and folds them into write and read.
@@ -141,6 +145,7 @@ class FakeCheckRun:
     external_id: str | None
     details_url: str | None
     output: dict[str, str | None]
+    annotations: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -601,6 +606,11 @@ class FakeGitHub:
                 if head_sha is None or run.head_sha == head_sha
             ]
 
+    def annotations(self, owner: str, name: str, check_run_id: int) -> list[dict[str, Any]]:
+        """Every annotation of a check run, in the order they were sent (GitHub appends them)."""
+        with self._lock:
+            return [dict(a) for a in self._repo(owner, name).check_runs[check_run_id].annotations]
+
     def add_comment(
         self, owner: str, name: str, issue_number: int, body: str, *, user: str = "octocat"
     ) -> int:
@@ -670,6 +680,7 @@ class FakeGitHub:
         app.router.add_get(repo + "/pulls", self._list_pulls)
         app.router.add_post(repo + "/pulls", self._create_pull)
         app.router.add_get(repo + "/pulls/{number:\\d+}", self._get_pull)
+        app.router.add_get(repo + "/pulls/{number:\\d+}/files", self._list_pull_files)
         app.router.add_patch(repo + "/pulls/{number:\\d+}", self._update_pull)
         app.router.add_post(repo + "/check-runs", self._create_check_run)
         app.router.add_patch(repo + "/check-runs/{check_run_id:\\d+}", self._update_check_run)
@@ -942,6 +953,21 @@ class FakeGitHub:
         with self._lock:
             repo, pull = self._visible_pull(request)
             return web.json_response(self._pull_json(repo, pull))
+
+    async def _list_pull_files(self, request: web.Request) -> web.Response:
+        """The files the pull request's head changes over its base, by path, paged."""
+        # https://docs.github.com/en/rest/pulls/pulls#list-pull-requests-files
+        with self._lock:
+            repo, pull = self._visible_pull(request)
+            head_sha, base_sha = self._head_sha(repo, pull), self._base_sha(repo, pull)
+            old, new = repo.commits.tree(base_sha) or {}, repo.commits.tree(head_sha) or {}
+            entries = [
+                self._diff_entry_json(repo, head_sha, path, old.get(path), new.get(path))
+                for path in sorted(old.keys() | new.keys())
+                if old.get(path) != new.get(path)
+            ]
+            url = f"{self._api}/repos/{repo.full_name}/pulls/{pull.number}/files"
+        return _paged(request, url, entries, lambda page: page)
 
     async def _create_pull(self, request: web.Request) -> web.Response:
         """Open a pull request, refused as GitHub refuses: unknown branches, a second one
@@ -1497,7 +1523,10 @@ class FakeGitHub:
             "started_at": _timestamp(run.started_at) if run.started_at else None,
             "completed_at": _timestamp(run.completed_at) if run.completed_at else None,
             "output": run.output
-            | {"annotations_count": 0, "annotations_url": f"{api}/check-runs/{run.id}/annotations"},
+            | {
+                "annotations_count": len(run.annotations),
+                "annotations_url": f"{api}/check-runs/{run.id}/annotations",
+            },
             "name": run.name,
             "check_suite": {"id": _stable_id(f"{repo.full_name}:{run.head_sha}")},
             "app": self._app_json(),
@@ -1508,6 +1537,29 @@ class FakeGitHub:
                 and pull.head_repo == repo.full_name
                 and self._head_sha(repo, pull) == run.head_sha
             ],
+        }
+
+    def _diff_entry_json(
+        self, repo: FakeRepo, sha: str, path: str, old: bytes | None, new: bytes | None
+    ) -> dict[str, Any]:
+        before = (old or b"").decode(errors="replace").splitlines()
+        after = (new or b"").decode(errors="replace").splitlines()
+        patch = "\n".join(difflib.unified_diff(before, after, lineterm="", n=3))
+        additions = sum(1 for line in patch.splitlines() if line[:1] == "+" and line[:3] != "+++")
+        deletions = sum(1 for line in patch.splitlines() if line[:1] == "-" and line[:3] != "---")
+        status = "added" if old is None else "removed" if new is None else "modified"
+        quoted = quote(path)
+        return {
+            "sha": _blob_sha(new if new is not None else old or b""),
+            "filename": path,
+            "status": status,
+            "additions": additions,
+            "deletions": deletions,
+            "changes": additions + deletions,
+            "blob_url": f"{WEB}/{repo.full_name}/blob/{sha}/{quoted}",
+            "raw_url": f"{WEB}/{repo.full_name}/raw/{sha}/{quoted}",
+            "contents_url": f"{self._api}/repos/{repo.full_name}/contents/{quoted}?ref={sha}",
+            "patch": patch,
         }
 
     def _pull_minimal(self, repo: FakeRepo, pull: FakePull) -> dict[str, Any]:
@@ -1568,6 +1620,10 @@ class FakeGitHub:
         entry = self._entry_json(
             repo, ref, path, kind="file", sha=_blob_sha(content), size=len(content)
         )
+        if len(content) > INLINE_CONTENT_LIMIT:
+            # "Between 1-100 MB: ... the content field will be an empty string and the
+            # encoding field will be "none"" (docs.github.com/rest/repos/contents).
+            return entry | {"content": "", "encoding": "none"}
         encoded = base64.b64encode(content).decode()
         # GitHub wraps the base64 text at 60 characters.
         lines = [encoded[i : i + 60] for i in range(0, len(encoded), 60)]
@@ -1785,6 +1841,9 @@ def _apply_check_run(run: FakeCheckRun, payload: Any, *, now: datetime) -> None:
     for key in ("summary", "text"):
         if len(output.get(key) or "") > OUTPUT_LIMIT:
             raise Answer(422, "Validation Failed", errors=[_invalid("CheckRun", f"output.{key}")])
+    annotations = [_checked_annotation(a) for a in output.get("annotations") or []]
+    if len(annotations) > ANNOTATIONS_PER_REQUEST:
+        raise Answer(422, "Validation Failed", errors=[_invalid("CheckRun", "annotations")])
     if status is not None:
         run.status, run.conclusion = status, conclusion
         run.completed_at = now if status == "completed" else None
@@ -1794,6 +1853,20 @@ def _apply_check_run(run: FakeCheckRun, payload: Any, *, now: datetime) -> None:
     run.external_id = payload.get("external_id", run.external_id)
     run.details_url = payload.get("details_url", run.details_url)
     run.output |= {key: output[key] for key in ("title", "summary", "text") if key in output}
+    run.annotations.extend(annotations)  # "annotations are appended to the list"
+
+
+def _checked_annotation(annotation: Any) -> dict[str, Any]:
+    """An annotation as GitHub takes it: required fields, a level, columns on one line only."""
+    invalid = Answer(422, "Validation Failed", errors=[_invalid("CheckRun", "annotations")])
+    if not isinstance(annotation, dict) or any(k not in annotation for k in ANNOTATION_FIELDS):
+        raise invalid
+    if annotation["annotation_level"] not in ANNOTATION_LEVELS:
+        raise invalid
+    columns = "start_column" in annotation or "end_column" in annotation
+    if columns and annotation["start_line"] != annotation["end_line"]:
+        raise invalid
+    return dict(annotation)
 
 
 def _parsed_time(value: Any) -> datetime | None:

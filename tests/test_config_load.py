@@ -453,3 +453,72 @@ def test_merge_sources_apply_in_order_and_explicit_keys_win() -> None:
     assert document.position(("m", "x")).line == 1
     assert document.position(("m", "z")).line == 2
     assert document.position(("m", "y")).line == 5
+
+
+def test_file_of_ten_mib_is_refused_fast() -> None:
+    """A 10 MiB policy file is refused at once, before any parsing."""
+    huge = b"version: 1\n" + b"a" * (10 << 20)
+    started = time.perf_counter()
+    found = policy_problems(huge)
+    assert time.perf_counter() - started < 0.5
+    assert found == [".bosun/policy.yaml:1:1: file is over the 1 MiB limit; refused"]
+
+
+def test_error_of_a_model_level_check_points_at_the_nested_key() -> None:
+    """A routing rule naming an unknown tier is reported at that rule's `tier` key."""
+    text = POLICY.replace(
+        "  default_tier: small\n",
+        "  default_tier: small\n  routing:\n    - when: {task_types: [docs]}\n      tier: huge\n",
+    )
+    assert policy_problems(text) == [
+        ".bosun/policy.yaml:13:7: models.routing[0].tier: 'huge' is not a tier (tiers: small, big)"
+    ]
+
+
+def test_unknown_escalation_tier_points_at_its_key() -> None:
+    """`failure.escalate.tier` naming no tier is reported at that key."""
+    text = POLICY + "failure:\n  escalate:\n    tier: huge\n"
+    assert policy_problems(text) == [
+        ".bosun/policy.yaml:15:5: failure.escalate.tier: 'huge' is not a tier (tiers: small, big)"
+    ]
+
+
+def with_deps(*deps: str) -> str:
+    return TASK + "depends_on:\n" + "".join(f"  - {dep}\n" for dep in deps)
+
+
+def test_dependency_on_a_task_that_does_not_exist_points_at_the_entry() -> None:
+    """Each `depends_on` entry must name a task file; the task is not loaded otherwise."""
+    loaded = load({POLICY_PATH: POLICY, FIX: with_deps("docs", "nope")})
+    assert [str(problem) for problem in loaded.problems] == [
+        f"{FIX}:7:5: depends_on[0]: 'docs' is not a task (tasks: fix)",
+        f"{FIX}:8:5: depends_on[1]: 'nope' is not a task (tasks: fix)",
+    ]
+    assert "fix" not in loaded.tasks
+
+
+def test_dependency_cycle_points_at_the_entry_closing_it() -> None:
+    """Tasks that depend on each other in a cycle are errors and none of them loads."""
+    loaded = load(
+        {
+            POLICY_PATH: POLICY,
+            ".bosun/tasks/a.yaml": with_deps("b"),
+            ".bosun/tasks/b.yaml": with_deps("a"),
+            ".bosun/tasks/c.yaml": with_deps("a"),
+            ".bosun/tasks/d.yaml": with_deps("d"),
+        }
+    )
+    assert [str(problem) for problem in loaded.problems] == [
+        ".bosun/tasks/b.yaml:7:5: depends_on[0]: 'a' closes a cycle: a → b → a",
+        ".bosun/tasks/d.yaml:7:5: depends_on[0]: 'd' closes a cycle: d → d",
+    ]
+    assert set(loaded.tasks) == {"c"}
+
+
+def test_dependencies_without_cycles_load() -> None:
+    """A chain of dependencies loads with every task in it."""
+    loaded = load(
+        {POLICY_PATH: POLICY, ".bosun/tasks/a.yaml": with_deps("b"), ".bosun/tasks/b.yaml": TASK}
+    )
+    assert loaded.problems == ()
+    assert loaded.tasks["a"].depends_on == ["b"]

@@ -18,6 +18,7 @@ from bot.config.models import (
     Tool,
     Triggers,
     permission_at_least,
+    route,
 )
 from bot.config.prompt import quote_untrusted, render_prompt
 from bot.errors import ConfigError
@@ -258,3 +259,104 @@ def test_sandbox_blocks_python_internals_in_templates() -> None:
     """Prompt templates run sandboxed: Python internals are out of reach."""
     with pytest.raises(ConfigError):
         render("{{ repo.__class__.__mro__ }}")
+
+
+def test_new_policy_sections_default_to_safe_values() -> None:
+    """Unwritten sections mean: one approval from a writer, no auto-merge, one retry, escalate."""
+    found = policy()
+    assert found.review.required_approvals == 1
+    assert found.review.counts is Permission.WRITE
+    assert found.review.auto_merge is False
+    assert (found.failure.retry.attempts, found.failure.retry.backoff_seconds) == (1, 60)
+    assert found.failure.then == "escalate"
+    assert found.failure.escalate.label == "bosun/needs-human"
+    assert found.locks.path_claims is False
+    assert found.concurrency.max_running_per_repo is None
+    assert found.budgets.per_team_month_usd == {}
+    assert found.teams == {}
+
+
+def route_of(found: Policy, **facts: Any) -> str:
+    given: dict[str, Any] = {
+        "task_type": "general",
+        "labels": [],
+        "paths": [],
+        "issue_chars": 100,
+        "task_tier": None,
+        **facts,
+    }
+    return route(found, **given)
+
+
+ROUTED = {
+    **MODELS,
+    "tiers": {"small": ["m"], "standard": ["n"], "frontier": ["o"]},
+    "routing": [
+        {"when": {"task_types": ["docs"], "max_issue_chars": 500}, "tier": "small"},
+        {"when": {"labels": ["hard"], "paths": ["src/**"]}, "tier": "frontier"},
+    ],
+}
+
+
+def test_first_matching_routing_rule_picks_the_tier() -> None:
+    """Rules are tried in order; every condition of a rule must hold for it to match."""
+    found = policy(models=ROUTED)
+    assert route_of(found, task_type="docs", issue_chars=500) == "small"
+    assert route_of(found, task_type="docs", labels=["hard"], paths=["src/a.py"]) == "small"
+    assert route_of(found, labels=["hard", "x"], paths=["src/a/b.py"]) == "frontier"
+    assert route_of(found, labels=["hard"], paths=["docs/a.md"]) == "small"
+
+
+def test_without_a_matching_rule_the_task_tier_then_the_default_applies() -> None:
+    """No rule matches: the task's own tier if it names one, else the policy's default tier."""
+    found = policy(models=ROUTED)
+    assert route_of(found, task_type="docs", issue_chars=501, task_tier="standard") == "standard"
+    assert route_of(found, task_type="docs", issue_chars=501) == "small"
+
+
+def test_routing_rule_must_name_a_tier() -> None:
+    """A routing rule naming no tier of `models.tiers` is an error at that rule's `tier`."""
+    bad = {**MODELS, "routing": [{"when": {}, "tier": "big"}]}
+    with pytest.raises(ValidationError) as exc:
+        policy(models=bad)
+    assert exc.value.errors()[0]["ctx"]["at"] == ("routing", 0, "tier")
+
+
+def test_escalation_tier_and_team_budgets_must_resolve() -> None:
+    """`failure.escalate.tier` names a tier and `per_team_month_usd` names teams."""
+    with pytest.raises(ValidationError):
+        policy(failure={"escalate": {"tier": "huge"}})
+    with pytest.raises(ValidationError):
+        policy(budgets={"per_team_month_usd": {"web": 10}})
+    found = policy(
+        budgets={"per_team_month_usd": {"web": 10}}, teams={"web": {"members": ["o/web"]}}
+    )
+    assert found.budgets.per_team_month_usd == {"web": 10}
+
+
+@pytest.mark.parametrize("member", ["-bad", "a/b/c", "with space", ""])
+def test_team_members_are_logins_or_org_teams(member: str) -> None:
+    """Team members are GitHub logins or `org/team-slug`."""
+    with pytest.raises(ValidationError):
+        policy(teams={"web": {"members": [member]}})
+
+
+def test_concurrency_and_approvals_are_bounded() -> None:
+    """Quotas are positive and approvals are never negative."""
+    with pytest.raises(ValidationError):
+        policy(concurrency={"max_running_per_repo": 0})
+    with pytest.raises(ValidationError):
+        policy(review={"required_approvals": -1})
+    with pytest.raises(ValidationError):
+        policy(failure={"then": "retry-forever"})
+
+
+def test_task_selector_and_dependencies() -> None:
+    """`runs_on` is a mapping of string labels and `depends_on` a list of task names."""
+    found = task(runs_on={"sandbox": "bubblewrap"}, depends_on=["fix-bug"])
+    assert found.runs_on == {"sandbox": "bubblewrap"}
+    assert found.depends_on == ["fix-bug"]
+    with pytest.raises(ValidationError):
+        task(runs_on={"sandbox": 3})
+    with pytest.raises(ValidationError):
+        task(depends_on=["Not A Name"])

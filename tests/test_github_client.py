@@ -14,8 +14,10 @@ from structlog.testing import capture_logs
 from bot.errors import GitHubError, GitHubRateLimited, GitHubTransientError, SettingsError
 from bot.github import (
     TRUNCATED,
+    Annotation,
     CheckConclusion,
     CheckStatus,
+    FileTooLarge,
     GitHubClient,
     PullState,
     Repo,
@@ -249,6 +251,21 @@ async def test_a_directory_lists_its_files_only(github_client: GitHubClient, rep
     """Listing a directory gives the paths of the files in it, not of its subdirectories."""
     listed = await github_client.list_directory(repo=repo, path=".bosun/tasks", ref="main")
     assert sorted(listed) == [".bosun/tasks/docs.yaml", ".bosun/tasks/fix.yaml"]
+
+
+async def test_a_file_github_will_not_send_inline_is_too_large_with_its_size(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """GitHub answers a file over 1 MB without content: that is FileTooLarge, with the size."""
+    big = b"#" * 2_000_000
+    fake_github.set_file("acme", "widgets", ".bosun/policy.yaml", big)
+    with pytest.raises(FileTooLarge) as caught:
+        await github_client.get_file(repo=repo, path=".bosun/policy.yaml")
+    assert (caught.value.path, caught.value.size, caught.value.status_code) == (
+        ".bosun/policy.yaml",
+        2_000_000,
+        200,
+    )
 
 
 async def test_reading_a_directory_as_a_file_is_an_error(
@@ -707,6 +724,101 @@ async def test_a_check_run_is_created_found_again_and_completed(
     )
     checks = [r for r in fake_github.requests if "/check-runs" in r.raw_path and r.method == "GET"]
     assert checks[0].query["app_id"] == APP_ID
+
+
+def _annotations(count: int) -> list[Annotation]:
+    return [
+        Annotation(
+            path=".bosun/policy.yaml",
+            start_line=n + 1,
+            end_line=n + 1,
+            start_column=3,
+            end_column=3,
+            message=f"problem {n}",
+            title="Invalid policy",
+        )
+        for n in range(count)
+    ]
+
+
+async def test_annotations_beyond_fifty_follow_in_updates_in_order(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """GitHub takes 50 annotations a request: 120 problems become one create and two updates,
+    and the run ends with all 120, in order, its output unchanged."""
+    sha = fake_github.branch_sha("acme", "widgets", "main")
+    run = await github_client.create_check_run(
+        repo=repo,
+        name="bosun/policy",
+        head_sha=sha,
+        status=CheckStatus.COMPLETED,
+        conclusion=CheckConclusion.FAILURE,
+        title="3 problems",
+        summary="See the annotations.",
+        annotations=_annotations(120),
+    )
+    sent = [r.method for r in fake_github.requests if "/check-runs" in r.raw_path]
+    assert sent == ["POST", "PATCH", "PATCH"]
+    assert run["output"]["annotations_count"] == 120
+    stored = fake_github.annotations("acme", "widgets", run["id"])
+    assert [a["message"] for a in stored] == [f"problem {n}" for n in range(120)]
+    assert stored[0] == {
+        "path": ".bosun/policy.yaml",
+        "start_line": 1,
+        "end_line": 1,
+        "start_column": 3,
+        "end_column": 3,
+        "annotation_level": "failure",
+        "message": "problem 0",
+        "title": "Invalid policy",
+    }
+    [final] = fake_github.check_runs("acme", "widgets", head_sha=sha)
+    assert (final["conclusion"], final["output"]["title"]) == ("failure", "3 problems")
+
+
+async def test_columns_are_sent_only_for_an_annotation_on_one_line(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """GitHub refuses columns on a multi-line annotation, so they are left out there."""
+    sha = fake_github.branch_sha("acme", "widgets", "main")
+    run = await github_client.create_check_run(
+        repo=repo,
+        name="bosun/policy",
+        head_sha=sha,
+        status=CheckStatus.IN_PROGRESS,
+        title="Checking",
+        summary="…",
+    )
+    spans = Annotation(
+        path="a.yaml", start_line=2, end_line=4, start_column=1, end_column=9, message="m"
+    )
+    await github_client.update_check_run(
+        repo=repo, check_run_id=run["id"], title="Done", summary="s", annotations=[spans]
+    )
+    [stored] = fake_github.annotations("acme", "widgets", run["id"])
+    assert "start_column" not in stored and "end_column" not in stored
+    assert (stored["start_line"], stored["end_line"]) == (2, 4)
+    with pytest.raises(ValueError, match="title and a summary"):
+        await github_client.update_check_run(
+            repo=repo, check_run_id=run["id"], summary="s", annotations=[spans]
+        )
+
+
+async def test_the_files_of_a_pull_request_are_listed_across_pages(
+    github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo
+) -> None:
+    """Every changed path comes back, added, modified or removed, however many pages."""
+    fake_github.add_branch("acme", "widgets", "edit")
+    for n in range(130):
+        fake_github.set_file("acme", "widgets", f"src/f{n:03}.py", b"x\n", branch="edit")
+    fake_github.set_file("acme", "widgets", ".bosun/policy.yaml", b"version: 1\n", branch="edit")
+    fake_github.set_file("acme", "widgets", "README.md", None, branch="edit")
+    number = fake_github.add_pull("acme", "widgets", head="edit")
+    files = await github_client.list_pull_files(repo=repo, number=number)
+    assert len(files) == 132
+    assert {".bosun/policy.yaml", "README.md", "src/f129.py"} <= set(files)
+    pages = [r for r in fake_github.requests if r.raw_path.endswith("/files")]
+    assert len(pages) == 2
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,14 @@ import gidgethub.aiohttp
 import pytest
 
 from bot.errors import GitHubError
-from bot.github import CheckConclusion, CheckStatus, GitHubClient, PullState, Repo
+from bot.github import (
+    Annotation,
+    CheckConclusion,
+    CheckStatus,
+    GitHubClient,
+    PullState,
+    Repo,
+)
 from tests.contract import prism
 from tests.contract.prism import HTTP_METHODS, OPERATIONS, PrismProxy, PrismUnavailable
 from tests.fakeclock import FakeClock
@@ -193,6 +200,50 @@ async def test_check_run_calls_conform(
     )
     [run] = fake_github.check_runs("acme", "widgets", head_sha=sha)
     assert (run["status"], run["conclusion"]) == ("completed", "cancelled")
+    assert prism_violations() == []
+
+
+async def test_pull_request_files_and_annotations_conform(
+    github_via_prism: GitHubClient,
+    fake_github: FakeGitHub,
+    repo: Repo,
+    prism_violations: Violations,
+) -> None:
+    """A pull request's files over several pages, and a check run with more annotations than
+    one request may carry (sent as a create and updates), match the description."""
+    github = github_via_prism
+    fake_github.add_branch("acme", "widgets", "policy")
+    for n in range(105):
+        fake_github.set_file("acme", "widgets", f"docs/{n}.md", b"text\n", branch="policy")
+    sha = fake_github.set_file(
+        "acme", "widgets", ".bosun/policy.yaml", b"version: 2\n", branch="policy"
+    )
+    number = fake_github.add_pull("acme", "widgets", head="policy")
+    files = await github.list_pull_files(repo=repo, number=number)
+    assert len(files) == 106 and ".bosun/policy.yaml" in files
+    annotations = [
+        Annotation(
+            path=".bosun/policy.yaml",
+            start_line=1 + n % 2,
+            end_line=1 + n % 2 + n % 3,
+            start_column=10,
+            end_column=10,
+            message=f"version: must be 1 ({n})",
+            title="bosun/policy",
+        )
+        for n in range(60)
+    ]
+    run = await github.create_check_run(
+        repo=repo,
+        name="bosun/policy",
+        head_sha=sha,
+        status=CheckStatus.COMPLETED,
+        conclusion=CheckConclusion.FAILURE,
+        title="1 problem",
+        summary="The policy does not validate.",
+        annotations=annotations,
+    )
+    assert run["output"]["annotations_count"] == 60
     assert prism_violations() == []
 
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from gidgethub import sansio
 
-from bot.config.source import ConfigProvider
-from bot.github import GitHubClient, Repo
-from bot.handlers import router
-from bot.handlers.context import HandlerContext
+from bot.github import Repo
 from bot.store import Store
 from bot.task_states import TaskState
 from tests.events import (
@@ -19,7 +15,6 @@ from tests.events import (
     issue_label_event,
     pull_label_event,
 )
-from tests.fakeclock import FakeClock
 from tests.fakegithub import FakeGitHub
 
 Violations = Callable[[], list[str]]
@@ -32,25 +27,6 @@ def repo(fake_github: FakeGitHub) -> Repo:
     fake_github.set_permission("acme", "app", "alice", "write")
     fake_github.set_permission("acme", "app", "trinity", "triage")
     return repo
-
-
-@pytest.fixture
-def dispatch(
-    store: Store, github_via_prism: GitHubClient, clock: FakeClock
-) -> Callable[[sansio.Event], object]:
-    configs = ConfigProvider(github_via_prism)
-
-    async def send(event: sansio.Event) -> None:
-        context = HandlerContext(
-            store=store,
-            github=github_via_prism,
-            configs=configs,
-            clock=clock,
-            delivery_id=event.delivery_id,
-        )
-        await router.dispatch(event, context)
-
-    return send
 
 
 async def test_a_trigger_label_from_a_writer_queues_the_task(
@@ -80,41 +56,43 @@ async def test_a_trigger_label_from_a_writer_queues_the_task(
     assert prism_violations() == []
 
 
-async def test_a_trigger_below_the_required_permission_is_refused_with_a_comment(
+async def test_a_trigger_below_the_required_permission_is_held(
     dispatch, store: Store, fake_github: FakeGitHub, repo: Repo, prism_violations: Violations
 ) -> None:
-    """Someone with triage cannot start an agent; the comment says who can, and nothing runs."""
+    """Someone with triage cannot start an agent: the task waits for `/bosun ok-to-run`."""
     await dispatch(issue_label_event("labeled", label="agent:fix-bug", sender="trinity"))
-    assert store.tasks("acme/app") == []
+    [task] = store.tasks("acme/app")
+    assert task.state == TaskState.HELD
     [comment] = fake_github.comments("acme", "app", 12)
-    assert "@trinity" in comment["body"]
-    assert "**write** permission or above" in comment["body"]
-    assert "you have **triage**" in comment["body"]
+    assert "**Held** `fix-bug`" in comment["body"]
+    assert "@trinity has **triage** permission" in comment["body"]
+    assert "needs **write** or above" in comment["body"]
+    assert "`/bosun ok-to-run`" in comment["body"]
     [record] = store.audit_records(repo_full_name="acme/app")
-    assert (record.actor, record.action) == ("trinity", "trigger.denied")
+    assert (record.actor, record.action) == ("trinity", "task.held")
     assert prism_violations() == []
 
 
-async def test_someone_who_is_not_a_collaborator_is_refused(
+async def test_someone_who_is_not_a_collaborator_is_held(
     dispatch, store: Store, fake_github: FakeGitHub, repo: Repo
 ) -> None:
-    """An outsider's label never queues work."""
+    """An outsider's request never runs on its own."""
     await dispatch(issue_label_event("labeled", label="agent:fix-bug", sender="mallory"))
-    assert store.tasks("acme/app") == []
-    assert "you have **none**" in fake_github.comments("acme", "app", 12)[0]["body"]
+    assert [t.state for t in store.tasks("acme/app")] == [TaskState.HELD]
+    assert "has **none** permission" in fake_github.comments("acme", "app", 12)[0]["body"]
 
 
 async def test_the_repo_policy_sets_the_permission_needed(
     dispatch, store: Store, fake_github: FakeGitHub, repo: Repo
 ) -> None:
-    """A policy demanding maintain refuses a writer: the policy on the default branch rules."""
+    """A policy demanding maintain holds a writer's request: the default branch's policy rules."""
     policy = example_config()[".bosun/policy.yaml"].replace(
         b"min_permission: write", b"min_permission: maintain"
     )
     fake_github.set_file("acme", "app", ".bosun/policy.yaml", policy)
     await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
-    assert store.tasks("acme/app") == []
-    assert "**maintain** permission" in fake_github.comments("acme", "app", 12)[0]["body"]
+    assert [t.state for t in store.tasks("acme/app")] == [TaskState.HELD]
+    assert "needs **maintain** or above" in fake_github.comments("acme", "app", 12)[0]["body"]
 
 
 async def test_config_on_other_branches_has_no_effect(
@@ -127,7 +105,7 @@ async def test_config_on_other_branches_has_no_effect(
     )
     fake_github.set_file("acme", "app", ".bosun/policy.yaml", loose, branch="loosen")
     await dispatch(issue_label_event("labeled", label="agent:fix-bug", sender="trinity"))
-    assert store.tasks("acme/app") == []
+    assert [t.state for t in store.tasks("acme/app")] == [TaskState.HELD]
 
 
 async def test_labels_without_the_prefix_are_not_triggers(

@@ -4,19 +4,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.config.load import Problem, load_config, read_checkout
+from bot.config.effective import ORG_POLICY_LABEL, effective_config
+from bot.config.load import POLICY_PATH, Problem, read_checkout
+from bot.config.yamlsafe import MAX_BYTES
 from bot.errors import ConfigError
 
 
-def lint_checkout(path: Path) -> list[Problem]:
+def lint_checkout(path: Path, *, org: Path | None = None) -> list[Problem]:
     """The problems of the `.bosun/` files under `path`, sorted, with checkout-relative paths.
 
-    A checkout without a `.bosun/` directory is itself a problem, reported at `.bosun:0:0`.
+    With `org` (an org policy file, or a checkout of the org's `.github` repository), the
+    repository's policy is also checked against the org's ceilings; problems in the org's
+    file are reported at the path given. A checkout without a `.bosun/` directory is itself
+    a problem, reported at `.bosun:0:0`.
     """
     if not (path / ".bosun").is_dir():
         return [Problem(".bosun", 0, 0, f"no .bosun/ directory in {path}")]
     try:
         files = read_checkout(path)
+        org_files, label = read_org_policy(org) if org is not None else (None, ORG_POLICY_LABEL)
     except ConfigError as exc:
         return [Problem.from_error(exc)]
-    return sorted(load_config(files).problems)
+    found = effective_config(repo_files=files, org_files=org_files, org_label=label).problems
+    return sorted(found)
+
+
+def read_org_policy(org: Path) -> tuple[dict[str, bytes], str]:
+    """The org policy at `org` (a file, or a checkout holding `.bosun/policy.yaml`), and its label.
+
+    Raises `ConfigError` when there is no such file or it cannot be read.
+    """
+    target = org / POLICY_PATH if org.is_dir() else org
+    label = target.as_posix()
+    if not target.is_file():
+        raise ConfigError("no org policy file here", path=label, line=0, col=0)
+    try:
+        with target.open("rb") as handle:
+            return {POLICY_PATH: handle.read(MAX_BYTES + 1)}, label
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=label, line=0, col=0) from exc

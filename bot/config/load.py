@@ -64,7 +64,9 @@ class LoadedConfig:
 
 
 @dataclass(frozen=True)
-class _Parsed(Generic[_M]):
+class Parsed(Generic[_M]):
+    """A validated model and the YAML document it came from, for positions of its keys."""
+
     model: _M
     document: Document
 
@@ -74,7 +76,7 @@ def default_policy() -> Policy:
     """The policy shipped with Bosun, used where a repository has no `.bosun/policy.yaml`."""
     path = f"bot/config/{DEFAULT_POLICY}"
     raw = resources.files("bot.config").joinpath(DEFAULT_POLICY).read_bytes()
-    parsed = _validated(path, raw, Policy)
+    parsed = parse_file(path, raw, Policy)
     if isinstance(parsed, list):
         first = parsed[0]
         raise ConfigError(first.message, path=first.path, line=first.line, col=first.col)
@@ -87,14 +89,25 @@ def load_config(files: Mapping[str, bytes]) -> LoadedConfig:
     policy = default_policy()
     policy_name = "the default policy"
     if POLICY_PATH in files:
-        parsed = _validated(POLICY_PATH, files[POLICY_PATH], Policy)
+        parsed = parse_file(POLICY_PATH, files[POLICY_PATH], Policy)
         if isinstance(parsed, list):
             problems.extend(parsed)
         else:
             policy, policy_name = parsed.model, POLICY_PATH
     # Tasks checked against a fallback policy would only repeat the policy's own problem.
-    report = not problems
-    tasks: dict[str, TaskSpec] = {}
+    tasks, task_problems = load_tasks(files, policy, policy_name=policy_name, report=not problems)
+    return LoadedConfig(policy, tasks, tuple(sorted([*problems, *task_problems])))
+
+
+def load_tasks(
+    files: Mapping[str, bytes], policy: Policy, *, policy_name: str, report: bool = True
+) -> tuple[dict[str, TaskSpec], list[Problem]]:
+    """The tasks of `files` valid under `policy`, and the problems found in them.
+
+    With `report` false, tasks that ask for what `policy` lacks are dropped silently.
+    """
+    problems: list[Problem] = []
+    parsed: dict[str, Parsed[TaskSpec]] = {}
     seen: set[str] = set()
     for name, path in _task_paths(files):
         task = _load_task(name, path, files[path], seen, problems)
@@ -104,8 +117,51 @@ def load_config(files: Mapping[str, bytes]) -> LoadedConfig:
         if report:
             problems.extend(mismatches)
         if not mismatches:
-            tasks[name] = task.model
-    return LoadedConfig(policy, tasks, tuple(sorted(problems)))
+            parsed[name] = task
+    broken = _dependency_problems(parsed, seen)
+    problems.extend(problem for problem, _ in broken)
+    dropped = {name for _, names in broken for name in names}
+    tasks = {name: task.model for name, task in parsed.items() if name not in dropped}
+    return tasks, problems
+
+
+def _dependency_problems(
+    parsed: Mapping[str, Parsed[TaskSpec]], known: set[str]
+) -> list[tuple[Problem, set[str]]]:
+    """Each `depends_on` entry naming no task file, or closing a cycle, with the tasks it breaks."""
+    found: list[tuple[Problem, set[str]]] = []
+    for name, task in parsed.items():
+        for index, dependency in enumerate(task.model.depends_on):
+            if dependency not in known:
+                tasks = ", ".join(sorted(known))
+                message = f"depends_on[{index}]: '{dependency}' is not a task (tasks: {tasks})"
+                found.append((_at(task.document, ("depends_on", index), message), {name}))
+    for name, index, cycle in _cycles(parsed):
+        path = " → ".join(cycle)
+        message = f"depends_on[{index}]: '{cycle[-1]}' closes a cycle: {path}"
+        found.append((_at(parsed[name].document, ("depends_on", index), message), set(cycle)))
+    return found
+
+
+def _cycles(parsed: Mapping[str, Parsed[TaskSpec]]) -> list[tuple[str, int, list[str]]]:
+    """Every dependency edge that leads back into the chain being walked: (task, index, chain)."""
+    done: set[str] = set()
+    found: list[tuple[str, int, list[str]]] = []
+
+    def walk(name: str, chain: list[str]) -> None:
+        chain.append(name)
+        for index, dependency in enumerate(parsed[name].model.depends_on):
+            if dependency in chain:
+                found.append((name, index, [*chain[chain.index(dependency) :], dependency]))
+            elif dependency in parsed and dependency not in done:
+                walk(dependency, chain)
+        chain.pop()
+        done.add(name)
+
+    for name in sorted(parsed):
+        if name not in done:
+            walk(name, [])
+    return found
 
 
 def _task_paths(files: Mapping[str, bytes]) -> list[tuple[str, str]]:
@@ -119,7 +175,7 @@ def _task_paths(files: Mapping[str, bytes]) -> list[tuple[str, str]]:
 
 def _load_task(
     name: str, path: str, raw: bytes, seen: set[str], problems: list[Problem]
-) -> _Parsed[TaskSpec] | None:
+) -> Parsed[TaskSpec] | None:
     if not is_name(name):
         message = (
             f"'{name}' is not a task name: use lowercase letters, digits and dashes, "
@@ -131,14 +187,14 @@ def _load_task(
         problems.append(Problem(path, 1, 1, f"task '{name}' is defined twice (.yaml and .yml)"))
         return None
     seen.add(name)
-    parsed = _validated(path, raw, TaskSpec)
+    parsed = parse_file(path, raw, TaskSpec)
     if isinstance(parsed, list):
         problems.extend(parsed)
         return None
     return parsed
 
 
-def _mismatches(task: _Parsed[TaskSpec], policy: Policy, policy_name: str) -> list[Problem]:
+def _mismatches(task: Parsed[TaskSpec], policy: Policy, policy_name: str) -> list[Problem]:
     """Where a task asks for what its policy does not offer."""
     spec, found = task.model, []
     if spec.agent not in policy.agents:
@@ -164,7 +220,8 @@ def _at(document: Document, loc: Sequence[str | int], message: str) -> Problem:
     return Problem(document.path, where.line, where.col, message)
 
 
-def _validated(path: str, raw: bytes, model: type[_M]) -> _Parsed[_M] | list[Problem]:
+def parse_file(path: str, raw: bytes, model: type[_M]) -> Parsed[_M] | list[Problem]:
+    """One `.bosun/` file validated as `model`, or its problems."""
     try:
         document = parse_yaml(path, raw)
     except ConfigError as exc:
@@ -173,15 +230,20 @@ def _validated(path: str, raw: bytes, model: type[_M]) -> _Parsed[_M] | list[Pro
         kind = _KINDS.get(type(document.data), "a value")
         return [_at(document, (), f"expected a mapping of keys at the top level, not {kind}")]
     try:
-        return _Parsed(model.model_validate(document.data), document)
+        return Parsed(model.model_validate(document.data), document)
     except ValidationError as exc:
         return [_problem(document, error, model) for error in exc.errors(include_url=False)]
 
 
 def _problem(document: Document, error: ErrorDetails, model: type[BaseModel]) -> Problem:
     """Place a pydantic error: at its key, a missing key's parent, or a line of a template."""
+    context = error.get("ctx") or {}
+    at = context.get("at")
+    if isinstance(at, tuple):
+        # A model-level check (see `models.located`) names the nested key it is about.
+        error = {**error, "loc": (*error["loc"], *at)}
     loc = error["loc"]
-    value_line = (error.get("ctx") or {}).get("value_line")
+    value_line = context.get("value_line")
     if isinstance(value_line, int):
         where = document.value_line_position(loc, value_line)
     else:

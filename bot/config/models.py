@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -16,14 +17,21 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from bot.config.prompt import template_problem
+from bot.paths import matches
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
 _COMMAND = re.compile(r"^[A-Za-z0-9._+-]+$")
+# A GitHub login, or `org/team-slug` for a team.
+MENTION_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})?$"
+# `owner/name`, or `name` for a repository of the organisation.
+REPO_PATTERN = r"^(?:[A-Za-z0-9][A-Za-z0-9-]{0,38}/)?[A-Za-z0-9._-]{1,100}$"
+SELECTOR_KEY_PATTERN = r"^[a-z0-9][a-z0-9._/-]{0,62}$"
 
 
 def is_name(value: str) -> bool:
@@ -75,6 +83,21 @@ CommandName = Annotated[
 _NAMED_ONLY: dict[str, JsonValue] = {"additionalProperties": False}
 ModelName = Annotated[str, Field(min_length=1, pattern=r"^\S+$")]
 Usd = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Mention = Annotated[str, Field(pattern=MENTION_PATTERN)]
+RepoRef = Annotated[str, Field(pattern=REPO_PATTERN)]
+SelectorKey = Annotated[str, Field(pattern=SELECTOR_KEY_PATTERN)]
+SelectorValue = Annotated[str, Field(min_length=1, max_length=63)]
+PositiveCount = Annotated[int, Field(gt=0, le=100_000)]
+
+
+def located(
+    at: Sequence[str | int], kind: str, message: str, **context: Any
+) -> PydanticCustomError:
+    """An error that a model-level validator reports at the nested key `at` below the model.
+
+    The loader adds `at` to the error's location, so the error points at that key's line.
+    """
+    return PydanticCustomError(kind, message, {**context, "at": tuple(at)})
 
 
 @functools.total_ordering
@@ -192,6 +215,7 @@ class Agent(ConfigModel):
     """`none`: no network at all; `gateway`: Bosun's model gateway only."""
 
     limits: Limits = Limits()
+    """Resources one run may use in the sandbox."""
 
     @field_validator("command")
     @classmethod
@@ -212,6 +236,34 @@ class Agent(ConfigModel):
         if value and tools is not None and Tool.RUN_COMMAND not in tools:
             raise PydanticCustomError("run_command_missing", "needs run_command in tools")
         return value
+
+
+class RouteWhen(ConfigModel):
+    """What a task must have for a routing rule to apply; every condition given must hold."""
+
+    task_types: list[Name] = []
+    """The task's `task_type` is one of these (any, when empty)."""
+
+    labels: list[Annotated[str, Field(min_length=1)]] = []
+    """The issue carries at least one of these labels (any, when empty)."""
+
+    paths: list[PathGlob] = []
+    """At least one path the task concerns (its scope) matches one of these globs (any, when
+    empty)."""
+
+    max_issue_chars: int | None = Field(default=None, ge=0)
+    """The issue's title and body together are at most this many characters (any, when
+    unset)."""
+
+
+class RouteRule(ConfigModel):
+    """One routing rule: tasks that match `when` use `tier`."""
+
+    when: RouteWhen = RouteWhen()
+    """The conditions; a rule without any matches every task."""
+
+    tier: Name
+    """The tier, by its name under `models.tiers`, of a task this rule matches."""
 
 
 class Models(ConfigModel):
@@ -237,12 +289,118 @@ class Models(ConfigModel):
             )
         return value
 
+    routing: list[RouteRule] = []
+    """Ordered routing rules: the first rule a task matches picks its tier; with none, the
+    task's own `tier`, else `default_tier`."""
+
+    @model_validator(mode="after")
+    def _routes_name_tiers(self) -> Self:
+        for index, rule in enumerate(self.routing):
+            if rule.tier not in self.tiers:
+                raise located(
+                    ("routing", index, "tier"),
+                    "unknown_tier",
+                    "'{value}' is not a tier (tiers: {tiers})",
+                    value=rule.tier,
+                    tiers=", ".join(self.tiers),
+                )
+        return self
+
 
 class Budgets(ConfigModel):
     """Spending limits, in US dollars."""
 
     per_task_usd: Usd = 2.0
     """The most one task may spend on models, over all its attempts."""
+
+    per_team_month_usd: dict[Name, Usd] = Field(default={}, json_schema_extra=_NAMED_ONLY)
+    """Team name (under `teams`) to the most that team's tasks may spend in a calendar month."""
+
+    per_repo_month_usd: Usd | None = None
+    """The most this repository's tasks may spend in a calendar month; unlimited when unset."""
+
+
+class Concurrency(ConfigModel):
+    """How many tasks may run at once; unlimited where unset (the worker slots still apply)."""
+
+    max_running_per_repo: PositiveCount | None = None
+    """Running tasks of this repository at once."""
+
+    max_running_per_team: PositiveCount | None = None
+    """Running tasks triggered by the members of one team at once."""
+
+    max_running_per_org: PositiveCount | None = None
+    """Running tasks of the whole organisation at once."""
+
+
+class Locks(ConfigModel):
+    """Locks a running task holds. Branch locks are always on: one agent per branch."""
+
+    path_claims: bool = False
+    """Also claim the task's `scope` globs, so that no two running tasks of the repository
+    change overlapping paths. Branch locks are always on, whatever this says."""
+
+
+class Review(ConfigModel):
+    """What an agent's pull request needs from people before it merges."""
+
+    required_approvals: int = Field(default=1, ge=0, le=100)
+    """Approving reviews needed; Bosun never merges with fewer."""
+
+    counts: Permission = Permission.WRITE
+    """The least GitHub permission of a reviewer whose approval counts."""
+
+    auto_merge: bool = False
+    """Merge the pull request once its approvals and checks are in; off: people merge."""
+
+
+class Retry(ConfigModel):
+    """How a failed run is tried again."""
+
+    attempts: int = Field(default=1, ge=0, le=10)
+    """Retries after the first attempt (1: two attempts in all)."""
+
+    backoff_seconds: int = Field(default=60, ge=0, le=86_400)
+    """Wait before each retry."""
+
+
+class Escalate(ConfigModel):
+    """How a task that failed is handed to people."""
+
+    tier: Name | None = None
+    """Try once more on this tier (by its name under `models.tiers`) before handing over;
+    unset: hand over at once."""
+
+    label: str = Field(default="bosun/needs-human", min_length=1, max_length=50)
+    """Label added to the issue."""
+
+    mention: list[Mention] = []
+    """GitHub users (`login`) or teams (`org/team-slug`) mentioned in the status comment."""
+
+
+class Failure(ConfigModel):
+    """What happens when a run fails: retries, then one final action."""
+
+    retry: Retry = Retry()
+    """Retries before the final action."""
+
+    then: Literal["escalate", "abandon", "rollback"] = "escalate"
+    """After the last retry: `escalate` (hand to people, see `escalate`), `abandon` (fail
+    the task, keep its branch), `rollback` (fail the task, delete its branch and close its
+    pull request)."""
+
+    escalate: Escalate = Escalate()
+    """How to hand over when `then` is escalate."""
+
+
+class Team(ConfigModel):
+    """A team: who belongs to it and which repositories it owns, for quotas and reports."""
+
+    members: list[Mention] = []
+    """GitHub users (`login`) or GitHub teams (`org/team-slug`)."""
+
+    repos: list[RepoRef] = []
+    """Repositories of the team: `owner/name`, or `name` within the organisation."""
 
 
 class Policy(ConfigModel):
@@ -252,13 +410,89 @@ class Policy(ConfigModel):
     """The policy format version."""
 
     triggers: Triggers = Triggers()
+    """Who may start tasks, and how."""
+
     agents: dict[Name, Agent] = Field(json_schema_extra=_NAMED_ONLY)
     """Agents that tasks may name, by name."""
 
     models: Models
+    """Model tiers, the default tier and routing rules."""
+
     budgets: Budgets = Budgets()
+    """Spending limits, in US dollars."""
+
+    concurrency: Concurrency = Concurrency()
+    """How many tasks may run at once."""
+
+    locks: Locks = Locks()
+    """Locks a running task holds besides its branch lock."""
     protected_paths: list[PathGlob] = [".bosun/**", ".github/workflows/**"]
     """Path globs no agent may change; a run that touches one fails before it is pushed."""
+
+    review: Review = Review()
+    """Approvals an agent's pull request needs, and whether Bosun merges it."""
+
+    failure: Failure = Failure()
+    """Retries and the final action when a run fails."""
+    teams: dict[Name, Team] = Field(default={}, json_schema_extra=_NAMED_ONLY)
+    """Teams by name, for team budgets, team quotas and cost reports."""
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> Self:
+        tier = self.failure.escalate.tier
+        if tier is not None and tier not in self.models.tiers:
+            raise located(
+                ("failure", "escalate", "tier"),
+                "unknown_tier",
+                "'{value}' is not a tier (tiers: {tiers})",
+                value=tier,
+                tiers=", ".join(self.models.tiers),
+            )
+        for team in self.budgets.per_team_month_usd:
+            if team not in self.teams:
+                raise located(
+                    ("budgets", "per_team_month_usd", team),
+                    "unknown_team",
+                    "'{value}' is not a team (teams: {teams})",
+                    value=team,
+                    teams=", ".join(self.teams) or "none",
+                )
+        return self
+
+
+def route(
+    policy: Policy,
+    *,
+    task_type: str,
+    labels: Sequence[str],
+    paths: Sequence[str],
+    issue_chars: int,
+    task_tier: str | None,
+) -> str:
+    """The tier of a task: the first routing rule it matches, else `task_tier`, else the default."""
+    for rule in policy.models.routing:
+        if _route_matches(
+            rule.when, task_type=task_type, labels=labels, paths=paths, issue_chars=issue_chars
+        ):
+            return rule.tier
+    return task_tier or policy.models.default_tier
+
+
+def _route_matches(
+    when: RouteWhen,
+    *,
+    task_type: str,
+    labels: Sequence[str],
+    paths: Sequence[str],
+    issue_chars: int,
+) -> bool:
+    if when.task_types and task_type not in when.task_types:
+        return False
+    if when.labels and not set(labels) & set(when.labels):
+        return False
+    if when.paths and not any(matches(path, glob) for path in paths for glob in when.paths):
+        return False
+    return when.max_issue_chars is None or issue_chars <= when.max_issue_chars
 
 
 class TaskSpec(ConfigModel):
@@ -285,6 +519,14 @@ class TaskSpec(ConfigModel):
 
     budget_usd: Usd | None = None
     """The most this task may spend, at most the policy's budgets.per_task_usd."""
+
+    runs_on: dict[SelectorKey, SelectorValue] = {}
+    """A selector: labels a worker must carry to run this task (for example
+    `sandbox: bubblewrap`); any worker when empty."""
+
+    depends_on: list[Name] = []
+    """Tasks (by name, under `.bosun/tasks/`) that must have opened their pull request for
+    the same issue before this task runs; every one must exist, and no cycles."""
 
     @field_validator("prompt")
     @classmethod

@@ -2,9 +2,13 @@
 
 from gidgethub import routing
 
-from bot.handlers import installation, labels
+from bot.handlers import comments, installation, labels, policy_check, pulls, push
 
 router = routing.Router(
     labels.router,  # agent:<task> labels on issues and PRs queue and cancel tasks
+    comments.router,  # exact `/bosun` commands from permitted people
+    pulls.router,  # pull requests merged or closed, issues closed
+    policy_check.router,  # `bosun/policy` on pull requests that change `.bosun/`
+    push.router,  # `.bosun/` pushed to a default branch: accepted, or refused and kept
     installation.router,  # installs and the repositories they grant
 )

@@ -16,6 +16,7 @@ from bot.github import Repo
 from bot.handlers.context import HandlerContext
 from bot.publish import Reporter, view_of
 from bot.store import NewTask
+from bot.store.tables import Task
 from bot.task_states import TaskState
 from bot.texts import Phase
 
@@ -97,15 +98,33 @@ async def _queue_task(event: sansio.Event, ctx: HandlerContext, target: Target) 
     label = _label_name(event.data)
     if label is None:
         return
-    github, configs = ctx.require_github()
+    _, configs = ctx.require_github()
     repo = Repo.from_payload(event.data)
     config = await configs.for_repo(repo, default_branch=_default_branch(event.data))
     task_name = requested_task(label, config.policy.triggers.label_prefix)
-    if task_name is None:
-        return
-    sender = _sender(event.data)
+    if task_name is not None:
+        await queue_request(
+            ctx, repo, config, task_name=task_name, sender=_sender(event.data), target=target
+        )
+
+
+async def queue_request(
+    ctx: HandlerContext,
+    repo: Repo,
+    config: RepoConfig,
+    *,
+    task_name: str,
+    sender: str,
+    target: Target,
+) -> Task | None:
+    """Queue a task someone asked for, or hold it when they are below the trigger permission.
+
+    A request that cannot be honoured at all (unknown or broken task, bad config, a fork)
+    gets one comment saying why, and an audit record.
+    """
+    github, _ = ctx.require_github()
     detail: dict[str, Any] = {"issue": target.number, "task": task_name}
-    refusal = await _refusal(ctx, repo, config, task_name=task_name, sender=sender)
+    refusal = _refusal(config, task_name=task_name)
     if refusal is None and target.from_fork:
         refusal = Refusal(
             "trigger.fork",
@@ -115,7 +134,9 @@ async def _queue_task(event: sansio.Event, ctx: HandlerContext, target: Target) 
     if refusal is not None:
         await github.create_comment(repo=repo, issue_number=target.number, body=refusal.comment)
         await _audit(ctx, repo, config, sender, refusal.action, detail)
-        return
+        return None
+    actual = await github.permission_of(repo=repo, username=sender)
+    permitted = permission_at_least(actual, config.policy.triggers.min_permission)
     task = await asyncio.to_thread(
         ctx.store.create_task,
         NewTask(
@@ -130,15 +151,31 @@ async def _queue_task(event: sansio.Event, ctx: HandlerContext, target: Target) 
             trigger_delivery_id=ctx.delivery_id,
             config_sha=config.sha,
         ),
+        state=TaskState.QUEUED if permitted else TaskState.HELD,
     )
     if task is None:
-        return
-    await _audit(
-        ctx, repo, config, sender, "task.queued", {**detail, "branch": task.branch}, task_id=task.id
-    )
+        return None
+    action = "task.queued" if permitted else "task.held"
+    detail |= {"branch": task.branch, "permission": actual}
+    await _audit(ctx, repo, config, sender, action, detail, task_id=task.id)
     reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
-    await reporter.status(view_of(task, phase=Phase.QUEUED))
-    ctx.wake_scheduler()
+    if permitted:
+        await reporter.status(view_of(task, phase=Phase.QUEUED))
+        ctx.wake_scheduler()
+    else:
+        reason = _held_reason(config, sender=sender, actual=actual)
+        await reporter.status(view_of(task, phase=Phase.HELD, reason=reason))
+    return task
+
+
+def _held_reason(config: RepoConfig, *, sender: str, actual: str) -> str:
+    triggers = config.policy.triggers
+    return (
+        f"@{sender} has **{actual}** permission, and starting agents here needs "
+        f"**{triggers.min_permission.value}** or above. Someone with "
+        f"**{triggers.ok_to_run_permission.value}** permission can release it by commenting "
+        "`/bosun ok-to-run`."
+    )
 
 
 async def _cancel_task(event: sansio.Event, ctx: HandlerContext, number: int) -> None:
@@ -182,25 +219,13 @@ class Refusal:
         self.comment = comment
 
 
-async def _refusal(
-    ctx: HandlerContext, repo: Repo, config: RepoConfig, *, task_name: str, sender: str
-) -> Refusal | None:
-    """Why this trigger must not queue a task, as an audit action and a comment; None if it may."""
-    github, _ = ctx.require_github()
-    required = config.policy.triggers.min_permission
-    actual = await github.permission_of(repo=repo, username=sender)
-    if not permission_at_least(actual, required):
-        return Refusal(
-            "trigger.denied",
-            f"@{sender}, Bosun did not queue this task: triggering agents in "
-            f"{repo.full_name} needs **{required.value}** permission or above, and you have "
-            f"**{actual}**. Someone with {required.value} access can add the label instead.",
-        )
+def _refusal(config: RepoConfig, *, task_name: str) -> Refusal | None:
+    """Why this request cannot be honoured at all, as an audit action and a comment."""
     if config.unusable:
         return Refusal(
             "trigger.config_broken",
             "Bosun did not queue this task: the repository's `.bosun/` configuration on the "
-            f"default branch has errors and there is no earlier good version.\n\n"
+            "default branch has errors and there is no earlier good version.\n\n"
             f"{config.problem_list()}",
         )
     broken = config.task_problems(task_name) if TASK_NAME.match(task_name) else ()
@@ -215,7 +240,7 @@ async def _refusal(
         known = ", ".join(f"`{name}`" for name in sorted(config.tasks)) or "none"
         return Refusal(
             "trigger.unknown_task",
-            "Bosun did not queue this task: the label does not name a task defined in "
+            "Bosun did not queue this task: no task of that name is defined in "
             f"`.bosun/tasks/`. Tasks defined here: {known}.",
         )
     return None

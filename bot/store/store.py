@@ -27,6 +27,7 @@ from bot.store.tables import (
     InstallationRepository,
     Lease,
     ModelCallRecord,
+    RepoConfigRecord,
     Task,
 )
 from bot.task_states import ACTIVE_TASK_STATES, FINISHED_TASK_STATES, TaskState, can_transition
@@ -251,13 +252,13 @@ class Store:
 
     # -- tasks ------------------------------------------------------------------------
 
-    def create_task(self, new: NewTask) -> Task | None:
-        """Queue a task unless the same one is already active or this delivery made it."""
+    def create_task(self, new: NewTask, *, state: TaskState = TaskState.QUEUED) -> Task | None:
+        """Queue (or hold) a task unless the same one is already active or this delivery made it."""
         now = self.clock.now()
         with self._session() as session:
             if self._active_task(session, new.repo_full_name, new.issue_number, new.task_name):
                 return None
-            task = Task(**vars(new), state=TaskState.QUEUED, created_at=now, updated_at=now)
+            task = Task(**vars(new), state=state, created_at=now, updated_at=now)
             session.add(task)
             try:
                 session.commit()
@@ -278,6 +279,30 @@ class Store:
                 ).all()
             )
 
+    def tasks_for_issue(self, repo_full_name: str, issue_number: int) -> list[Task]:
+        """Every task an issue or pull request has had, oldest first."""
+        with self._session() as session:
+            return list(
+                session.exec(
+                    select(Task)
+                    .where(Task.repo_full_name == repo_full_name)
+                    .where(Task.issue_number == issue_number)
+                    .order_by(col(Task.id))
+                ).all()
+            )
+
+    def tasks_for_pull(self, repo_full_name: str, pr_number: int) -> list[Task]:
+        """Tasks whose pull request is this one: opened by an agent, or a PR's own tasks."""
+        with self._session() as session:
+            return list(
+                session.exec(
+                    select(Task)
+                    .where(Task.repo_full_name == repo_full_name)
+                    .where(col(Task.pr_number) == pr_number)
+                    .order_by(col(Task.id))
+                ).all()
+            )
+
     def tasks(self, repo_full_name: str | None = None) -> list[Task]:
         with self._session() as session:
             query = select(Task).order_by(col(Task.id))
@@ -293,8 +318,8 @@ class Store:
             task = self._active_task(session, repo_full_name, issue_number, task_name)
         if task is None or task.id is None:
             return None
-        if task.state == TaskState.QUEUED:
-            if self.transition(task.id, TaskState.QUEUED, TaskState.CANCELLED, reason=reason):
+        if task.state in (TaskState.HELD, TaskState.QUEUED):
+            if self.transition(task.id, TaskState(task.state), TaskState.CANCELLED, reason=reason):
                 return self.task(task.id)
             return self.request_cancel(repo_full_name, issue_number, task_name, reason=reason)
         with self._session() as session:
@@ -647,3 +672,27 @@ class Store:
             if repo_full_name is not None:
                 query = query.where(AuditRecord.repo_full_name == repo_full_name)
             return list(session.exec(query).all())
+
+    # -- repository config ------------------------------------------------------------
+
+    def remember_good_config(self, repo_full_name: str, sha: str) -> None:
+        """Record `sha` as the repository's last good config commit (one upsert)."""
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        statement = insert(RepoConfigRecord).values(
+            repo_full_name=repo_full_name, good_sha=sha, accepted_at=self.clock.now()
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["repo_full_name"],
+            set_={
+                "good_sha": statement.excluded.good_sha,
+                "accepted_at": statement.excluded.accepted_at,
+            },
+        )
+        with self._writing() as connection:
+            connection.execute(statement)
+
+    def last_good_config(self, repo_full_name: str) -> str | None:
+        """The commit of the repository's last good config, if one was ever accepted."""
+        with self._session() as session:
+            record = session.get(RepoConfigRecord, repo_full_name)
+            return None if record is None else record.good_sha

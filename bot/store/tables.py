@@ -158,3 +158,13 @@ class ModelCallRecord(SQLModel, table=True):
     cost_usd: float
     cache_hit: bool
     latency_ms: float
+
+
+class RepoConfigRecord(SQLModel, table=True):
+    """A repository's last good `.bosun/` config commit, so a restart serves it again."""
+
+    __tablename__ = "repo_config"
+
+    repo_full_name: str = Field(primary_key=True, max_length=256)
+    good_sha: str = Field(max_length=64)
+    accepted_at: datetime = _timestamp()

@@ -44,6 +44,7 @@ OPERATIONS = frozenset(
         "reactions/create-for-issue-comment",
         "pulls/list",
         "pulls/get",
+        "pulls/list-files",
         "pulls/create",
         "pulls/update",
         "checks/list-for-ref",

@@ -1,0 +1,94 @@
+"""Pull requests and issues closing: merged is done, closed unmerged is abandoned, tasks stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from gidgethub import routing, sansio
+
+from bot.errors import GitHubError, PayloadError
+from bot.github import Repo
+from bot.handlers.context import HandlerContext
+from bot.publish import Reporter, view_of
+from bot.task_states import TaskState
+from bot.texts import Phase
+
+router = routing.Router()
+
+
+@router.register("pull_request", action="closed")
+async def finish_tasks_of_closed_pull_request(event: sansio.Event, ctx: HandlerContext) -> None:
+    """Merged: the tasks behind the PR are done. Closed unmerged: they are abandoned."""
+    pull = event.data.get("pull_request") or {}
+    number = pull.get("number")
+    if not isinstance(number, int):
+        raise PayloadError("pull_request event without a number")
+    repo = Repo.from_payload(event.data)
+    merged = bool(pull.get("merged"))
+    target = TaskState.DONE if merged else TaskState.ABANDONED
+    sender = str((event.data.get("sender") or {}).get("login") or "")
+    reason = f"pull request #{number} {'merged' if merged else 'closed'} by @{sender}"
+    tasks = await asyncio.to_thread(ctx.store.tasks_for_pull, repo.full_name, number)
+    for task in tasks:
+        if task.id is None or task.state != TaskState.PR_OPEN:
+            continue
+        moved = await asyncio.to_thread(
+            ctx.store.transition, task.id, TaskState.PR_OPEN, target, reason=reason
+        )
+        if not moved:
+            continue
+        await asyncio.to_thread(
+            ctx.store.audit,
+            actor=sender,
+            action=f"task.{target.value}",
+            repo_full_name=repo.full_name,
+            delivery_id=ctx.delivery_id,
+            config_sha=task.config_sha,
+            task_id=task.id,
+            detail={"pr": number},
+        )
+        if ctx.github is not None:
+            fresh = await asyncio.to_thread(ctx.store.task, task.id) or task
+            phase = Phase.DONE if merged else Phase.ABANDONED
+            reporter = Reporter(github=ctx.github, store=ctx.store, repo=repo, task=fresh)
+            with contextlib.suppress(GitHubError):
+                await reporter.status(view_of(fresh, phase=phase))
+    ctx.wake_scheduler()
+
+
+@router.register("issues", action="closed")
+async def cancel_tasks_of_closed_issue(event: sansio.Event, ctx: HandlerContext) -> None:
+    """Closing an issue stops its held, queued and running tasks."""
+    issue = event.data.get("issue") or {}
+    number = issue.get("number")
+    if not isinstance(number, int):
+        raise PayloadError("issues event without a number")
+    repo = Repo.from_payload(event.data)
+    sender = str((event.data.get("sender") or {}).get("login") or "")
+    for active in await asyncio.to_thread(ctx.store.active_tasks, repo.full_name, number):
+        task = await asyncio.to_thread(
+            ctx.store.request_cancel,
+            repo.full_name,
+            number,
+            active.task_name,
+            reason=f"issue closed by @{sender}",
+        )
+        if task is None:
+            continue
+        await asyncio.to_thread(
+            ctx.store.audit,
+            actor=sender,
+            action="task.cancelled"
+            if task.state == TaskState.CANCELLED
+            else "task.cancel_requested",
+            repo_full_name=repo.full_name,
+            delivery_id=ctx.delivery_id,
+            config_sha=task.config_sha,
+            task_id=task.id,
+            detail={"issue": number},
+        )
+        if task.state == TaskState.CANCELLED and ctx.github is not None:
+            reporter = Reporter(github=ctx.github, store=ctx.store, repo=repo, task=task)
+            with contextlib.suppress(GitHubError):
+                await reporter.status(view_of(task, phase=Phase.CANCELLED))
