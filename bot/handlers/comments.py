@@ -87,7 +87,13 @@ async def _permitted(
         body=f"@{sender}, `/bosun {command.verb.value}` needs **{required.value}** permission "
         f"or above in {repo.full_name}, and you have **{actual}**.",
     )
-    await _audit(ctx, repo, config, sender, "command.denied", {"command": command.verb.value})
+    await ctx.audit(
+        "command.denied",
+        actor=sender,
+        repo=repo,
+        config_sha=config.sha,
+        detail={"command": command.verb.value},
+    )
     return False
 
 
@@ -151,7 +157,14 @@ async def cancel_tasks(
         if task is None:
             continue
         action = "task.cancel_requested" if task.state == TaskState.RUNNING else "task.cancelled"
-        await _audit(ctx, repo, config, sender, action, {"issue": number}, task_id=task.id)
+        await ctx.audit(
+            action,
+            actor=sender,
+            repo=repo,
+            config_sha=config.sha,
+            detail={"issue": number},
+            task_id=task.id,
+        )
         if task.state == TaskState.CANCELLED:
             reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
             await reporter.status(view_of(task, phase=Phase.CANCELLED))
@@ -191,7 +204,14 @@ async def release_held(
             ctx.store.transition, task.id, TaskState.HELD, TaskState.QUEUED, reason=reason
         )
         if moved:
-            await _audit(ctx, repo, config, sender, "task.released", {"issue": number}, task.id)
+            await ctx.audit(
+                "task.released",
+                actor=sender,
+                repo=repo,
+                config_sha=config.sha,
+                detail={"issue": number},
+                task_id=task.id,
+            )
             fresh = await asyncio.to_thread(ctx.store.task, task.id) or task
             reporter = Reporter(github=github, store=ctx.store, repo=repo, task=fresh)
             await reporter.status(view_of(fresh, phase=Phase.QUEUED))
@@ -230,27 +250,6 @@ async def _target(ctx: HandlerContext, repo: Repo, data: dict[str, Any]) -> Targ
         str(base.get("ref") or default_branch),
         str(head.get("ref") or ""),
         from_fork=head_repo != repo.full_name,
-    )
-
-
-async def _audit(
-    ctx: HandlerContext,
-    repo: Repo,
-    config: RepoConfig,
-    actor: str,
-    action: str,
-    detail: dict[str, Any],
-    task_id: int | None = None,
-) -> None:
-    await asyncio.to_thread(
-        ctx.store.audit,
-        actor=actor,
-        action=action,
-        repo_full_name=repo.full_name,
-        delivery_id=ctx.delivery_id,
-        config_sha=config.sha,
-        task_id=task_id,
-        detail=detail,
     )
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bot.clock import Clock
 from bot.config.source import ConfigProvider
 from bot.errors import SettingsError
-from bot.github import GitHubClient
+from bot.github import GitHubClient, Repo
 from bot.store import Store
 
 
@@ -20,6 +22,28 @@ class HandlerContext:
     clock: Clock
     delivery_id: str
     wake_scheduler: Callable[[], None] = lambda: None
+
+    async def audit(
+        self,
+        action: str,
+        *,
+        actor: str,
+        repo: Repo | None = None,
+        config_sha: str | None = None,
+        detail: dict[str, Any] | None = None,
+        task_id: int | None = None,
+    ) -> int:
+        """An audit record of this delivery: who did what, where, under which config."""
+        return await asyncio.to_thread(
+            self.store.audit,
+            actor=actor,
+            action=action,
+            repo_full_name=repo.full_name if repo is not None else None,
+            delivery_id=self.delivery_id,
+            config_sha=config_sha,
+            task_id=task_id,
+            detail=detail or {},
+        )
 
     def require_github(self) -> tuple[GitHubClient, ConfigProvider]:
         if self.github is None or self.configs is None:

@@ -78,10 +78,8 @@ async def record_installation_repositories(event: sansio.Event, ctx: HandlerCont
 async def _audit(
     ctx: HandlerContext, event: sansio.Event, action: str, detail: dict[str, Any]
 ) -> None:
-    await asyncio.to_thread(
-        ctx.store.audit,
+    await ctx.audit(
+        action,
         actor=(event.data.get("sender") or {}).get("login", "github"),
-        action=action,
-        delivery_id=ctx.delivery_id,
         detail={"installation_id": _installation(event.data)["id"], **detail},
     )

@@ -133,7 +133,9 @@ async def queue_request(
         )
     if refusal is not None:
         await github.create_comment(repo=repo, issue_number=target.number, body=refusal.comment)
-        await _audit(ctx, repo, config, sender, refusal.action, detail)
+        await ctx.audit(
+            refusal.action, actor=sender, repo=repo, config_sha=config.sha, detail=detail
+        )
         return None
     actual = await github.permission_of(repo=repo, username=sender)
     permitted = permission_at_least(actual, config.policy.triggers.min_permission)
@@ -157,7 +159,9 @@ async def queue_request(
         return None
     action = "task.queued" if permitted else "task.held"
     detail |= {"branch": task.branch, "permission": actual}
-    await _audit(ctx, repo, config, sender, action, detail, task_id=task.id)
+    await ctx.audit(
+        action, actor=sender, repo=repo, config_sha=config.sha, detail=detail, task_id=task.id
+    )
     reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
     if permitted:
         await reporter.status(view_of(task, phase=Phase.QUEUED))
@@ -199,13 +203,12 @@ async def _cancel_task(event: sansio.Event, ctx: HandlerContext, number: int) ->
     if task is None:
         return
     detail = {"issue": number, "task": task_name, "state": str(task.state)}
-    await _audit(
-        ctx,
-        repo,
-        config,
-        sender,
+    await ctx.audit(
         "task.cancel_requested" if task.state == TaskState.RUNNING else "task.cancelled",
-        detail,
+        actor=sender,
+        repo=repo,
+        config_sha=config.sha,
+        detail=detail,
         task_id=task.id,
     )
     if task.state == TaskState.CANCELLED:
@@ -244,28 +247,6 @@ def _refusal(config: RepoConfig, *, task_name: str) -> Refusal | None:
             f"`.bosun/tasks/`. Tasks defined here: {known}.",
         )
     return None
-
-
-async def _audit(
-    ctx: HandlerContext,
-    repo: Repo,
-    config: RepoConfig,
-    actor: str,
-    action: str,
-    detail: dict[str, Any],
-    *,
-    task_id: int | None = None,
-) -> None:
-    await asyncio.to_thread(
-        ctx.store.audit,
-        actor=actor,
-        action=action,
-        repo_full_name=repo.full_name,
-        delivery_id=ctx.delivery_id,
-        config_sha=config.sha,
-        task_id=task_id,
-        detail=detail,
-    )
 
 
 def _label_name(data: dict[str, Any]) -> str | None:

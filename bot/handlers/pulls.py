@@ -38,15 +38,13 @@ async def finish_tasks_of_closed_pull_request(event: sansio.Event, ctx: HandlerC
         )
         if not moved:
             continue
-        await asyncio.to_thread(
-            ctx.store.audit,
+        await ctx.audit(
+            f"task.{target.value}",
             actor=sender,
-            action=f"task.{target.value}",
-            repo_full_name=repo.full_name,
-            delivery_id=ctx.delivery_id,
+            repo=repo,
             config_sha=task.config_sha,
-            task_id=task.id,
             detail={"pr": number},
+            task_id=task.id,
         )
         if ctx.github is not None:
             fresh = await asyncio.to_thread(ctx.store.task, task.id) or task
@@ -76,17 +74,14 @@ async def cancel_tasks_of_closed_issue(event: sansio.Event, ctx: HandlerContext)
         )
         if task is None:
             continue
-        await asyncio.to_thread(
-            ctx.store.audit,
+        cancelled = task.state == TaskState.CANCELLED
+        await ctx.audit(
+            "task.cancelled" if cancelled else "task.cancel_requested",
             actor=sender,
-            action="task.cancelled"
-            if task.state == TaskState.CANCELLED
-            else "task.cancel_requested",
-            repo_full_name=repo.full_name,
-            delivery_id=ctx.delivery_id,
+            repo=repo,
             config_sha=task.config_sha,
-            task_id=task.id,
             detail={"issue": number},
+            task_id=task.id,
         )
         if task.state == TaskState.CANCELLED and ctx.github is not None:
             reporter = Reporter(github=ctx.github, store=ctx.store, repo=repo, task=task)

@@ -3,7 +3,6 @@ one; a broken one is refused where its author sees it, and the last good one kee
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -81,12 +80,4 @@ def _changed_paths(data: Mapping[str, Any]) -> Iterator[str]:
 async def _audit(
     ctx: HandlerContext, repo: Repo, sha: str, actor: str, action: str, detail: dict[str, Any]
 ) -> None:
-    await asyncio.to_thread(
-        ctx.store.audit,
-        actor=actor,
-        action=action,
-        repo_full_name=repo.full_name,
-        delivery_id=ctx.delivery_id,
-        config_sha=sha,
-        detail={"sha": sha, **detail},
-    )
+    await ctx.audit(action, actor=actor, repo=repo, config_sha=sha, detail={"sha": sha, **detail})

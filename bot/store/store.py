@@ -336,20 +336,20 @@ class Store:
         self, task_id: int, current: TaskState, target: TaskState, **fields: Any
     ) -> bool:
         """Move a task from `current` to `target` if it is still in `current`; one conditional
-        write. An illegal transition is a bug and raises; a lost race returns False."""
-        if not can_transition(current, target):
-            raise IllegalTransition(f"task {task_id}: {current} -> {target} is not allowed")
-        now = self.clock.now()
-        values: dict[str, Any] = {"state": target, "updated_at": now, **fields}
-        if target in FINISHED_TASK_STATES:
-            values.setdefault("finished_at", now)
+        write. An illegal transition is a bug and raises; a lost race returns False.
+
+        Leaving `running` releases the task's locks in the same transaction, so no lock ever
+        outlives its run, whoever ends it."""
+        values = self._state_values(task_id, current, target, fields)
         with self._writing() as connection:
             result = connection.execute(
-                update(Task)
-                .where(col(Task.id) == task_id)
-                .where(col(Task.state) == current)
+                update(_TASK)
+                .where(_TASK.c.id == task_id)
+                .where(_TASK.c.state == current.value)
                 .values(**values)
             )
+            if result.rowcount == 1 and current == TaskState.RUNNING:
+                connection.execute(delete(_LEASE).where(_LEASE.c.task_id == task_id))
             return bool(result.rowcount == 1)
 
     def finish_run(
@@ -361,24 +361,32 @@ class Store:
         holder: str,
         **fields: Any,
     ) -> bool:
-        """End a run: RUNNING -> `target` and its branch lock released, in one transaction."""
-        if not can_transition(TaskState.RUNNING, target):
-            raise IllegalTransition(f"task {task_id}: running -> {target} is not allowed")
-        now = self.clock.now()
-        values: dict[str, Any] = {"state": target, "updated_at": now, **fields}
-        if target in FINISHED_TASK_STATES:
-            values.setdefault("finished_at", now)
+        """A worker ends its own run: RUNNING -> `target` and its lock released, in one
+        transaction; False when the run is no longer this worker's (its lease was lost)."""
+        values = self._state_values(task_id, TaskState.RUNNING, target, fields)
         with self._writing() as connection:
             moved = connection.execute(
                 update(_TASK)
                 .where(_TASK.c.id == task_id)
                 .where(_TASK.c.state == TaskState.RUNNING.value)
+                .where(_TASK.c.worker_id == holder)
                 .values(**values)
             )
             connection.execute(
                 delete(_LEASE).where(_LEASE.c.key == lock_key).where(_LEASE.c.holder == holder)
             )
             return bool(moved.rowcount == 1)
+
+    def _state_values(
+        self, task_id: int, current: TaskState, target: TaskState, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        if not can_transition(current, target):
+            raise IllegalTransition(f"task {task_id}: {current} -> {target} is not allowed")
+        now = self.clock.now()
+        values: dict[str, Any] = {"state": target.value, "updated_at": now, **fields}
+        if target in FINISHED_TASK_STATES:
+            values.setdefault("finished_at", now)
+        return values
 
     def update_task(self, task_id: int, **fields: Any) -> None:
         """Record facts about a task (PR number, comment id, head SHA); never its state."""

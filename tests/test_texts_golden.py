@@ -1,0 +1,112 @@
+"""What Bosun posts is pinned by golden files: a change to what people read is deliberate.
+
+Run `BOSUN_UPDATE_GOLDEN=1 pytest tests/test_texts_golden.py` to rewrite them after such a change,
+and review the diff of `tests/golden/` like any other.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from bot.commands import help_text
+from bot.texts import (
+    Phase,
+    RunFacts,
+    StatusView,
+    check_run_summary,
+    pull_request_body,
+    status_comment,
+    status_table,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+
+FACTS = RunFacts(
+    models=("gpt-4o-mini", "claude-3-5-haiku-20241022"),
+    tokens_in=12_345,
+    tokens_out=678,
+    cost_usd=0.01234,
+    duration=timedelta(seconds=95),
+    attempts=1,
+    max_attempts=2,
+    audit_id=57,
+    files_changed=("src/app.py", "tests/test_app.py"),
+    sandbox="bubblewrap",
+)
+
+
+def view(phase: Phase, **overrides: object) -> StatusView:
+    fields: dict[str, object] = {
+        "issue_number": 12,
+        "task_name": "fix-bug",
+        "branch": "bosun/fix-bug/12",
+        "triggered_by": "alice",
+        "phase": phase,
+        "facts": FACTS,
+    }
+    fields.update(overrides)
+    return StatusView(**fields)  # type: ignore[arg-type]
+
+
+TEXTS = {
+    "status-held": status_comment(
+        view(Phase.HELD, reason="@trinity has **triage** permission, and that is not enough.")
+    ),
+    "status-queued": status_comment(view(Phase.QUEUED)),
+    "status-running": status_comment(view(Phase.RUNNING)),
+    "status-pr-opened": status_comment(view(Phase.PR_OPENED, pr_number=34)),
+    "status-failed": status_comment(
+        view(Phase.FAILED, reason="nothing was pushed: the change touches protected paths")
+    ),
+    "status-cancelled": status_comment(view(Phase.CANCELLED, reason="label removed by @alice")),
+    "status-retrying": status_comment(view(Phase.RETRYING, reason="worker lost; retrying")),
+    "status-done": status_comment(view(Phase.DONE, pr_number=34)),
+    "status-abandoned": status_comment(
+        view(Phase.ABANDONED, reason="pull request #34 closed by @bob")
+    ),
+    "check-run-summary": check_run_summary(FACTS, outcome="success"),
+    "pull-request-body": pull_request_body(
+        issue_number=12,
+        task_name="fix-bug",
+        summary="Fixed the parser.\n\nAdded a test.",
+        facts=FACTS,
+    ),
+    "help": help_text(),
+    "help-malformed": help_text("unknown command"),
+    "status-table": status_table(
+        [
+            SimpleNamespace(
+                task_name="fix-bug",
+                state="pr_open",
+                attempts=1,
+                max_attempts=2,
+                cost_usd=0.0123,
+                pr_number=34,
+            ),
+            SimpleNamespace(
+                task_name="add-tests",
+                state="queued",
+                attempts=0,
+                max_attempts=2,
+                cost_usd=0.0,
+                pr_number=None,
+            ),
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEXTS))
+def test_posted_text_matches_its_golden_file(name: str) -> None:
+    """Each text Bosun posts reads exactly as reviewed."""
+    path = GOLDEN / f"{name}.md"
+    text = TEXTS[name] + "\n"
+    if os.environ.get("BOSUN_UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert path.exists(), f"no golden file {path}: run with BOSUN_UPDATE_GOLDEN=1"
+    assert text == path.read_text()
