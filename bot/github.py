@@ -73,6 +73,10 @@ ISSUE = "/repos/{owner}/{repo}/issues/{issue_number}"
 PULLS = "/repos/{owner}/{repo}/pulls{?state,head,per_page}"
 PULL = "/repos/{owner}/{repo}/pulls/{pull_number}"
 PULL_FILES = "/repos/{owner}/{repo}/pulls/{pull_number}/files{?per_page}"
+REVIEWS = "/repos/{owner}/{repo}/pulls/{pull_number}/reviews{?per_page}"
+REVIEW_COMMENTS = (
+    "/repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments{?per_page}"
+)
 CHECK_RUNS = "/repos/{owner}/{repo}/check-runs"
 CHECK_RUN = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
 CHECK_RUNS_FOR_REF = (
@@ -402,6 +406,18 @@ class GitHubClient:
 
         return await self._as_installation(repo, every_page)
 
+    async def list_reviews(self, *, repo: Repo, number: int) -> list[dict[str, Any]]:
+        """Every review of the pull request, oldest first, dismissed ones included."""
+        return await self._every_item(repo, REVIEWS, pull_number=number)
+
+    async def list_review_comments(
+        self, *, repo: Repo, number: int, review_id: int
+    ) -> list[dict[str, Any]]:
+        """The inline comments one review made on the pull request's diff."""
+        return await self._every_item(
+            repo, REVIEW_COMMENTS, pull_number=number, review_id=review_id
+        )
+
     async def find_open_pull(self, *, repo: Repo, head_branch: str) -> dict[str, Any] | None:
         """The open pull request from `head_branch` of this repository, if there is one."""
         data = await self._get(
@@ -595,6 +611,16 @@ class GitHubClient:
         return await self._as_installation(
             repo, lambda token: self._api.getitem(url, url_vars, oauth_token=token)
         )
+
+    async def _every_item(self, repo: Repo, url: str, **more: str | int) -> list[dict[str, Any]]:
+        url_vars = self._vars(repo, per_page=PER_PAGE, **more)
+
+        async def every_page(token: str | None) -> list[dict[str, Any]]:
+            return [
+                _object(item) async for item in self._api.getiter(url, url_vars, oauth_token=token)
+            ]
+
+        return await self._as_installation(repo, every_page)
 
     async def _get_or_none(self, repo: Repo, url: str, **more: str | int | None) -> Any:
         try:

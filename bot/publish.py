@@ -13,6 +13,7 @@ from bot.store.tables import Task
 from bot.texts import CHECK_NAME, RunFacts, StatusView, check_run_summary, status_comment
 
 Conclusion = Literal["success", "failure", "cancelled", "neutral"]
+READY_TITLE = "Agent change ready for review"
 
 
 def refused_paths(changed: list[str], protected: list[str]) -> list[str]:
@@ -110,6 +111,26 @@ class Reporter:
 def repo_of(task: Task) -> Repo:
     owner, _, name = task.repo_full_name.partition("/")
     return Repo(installation_id=task.installation_id, owner=owner, name=name)
+
+
+def stored_facts(store: Store, task: Task) -> RunFacts:
+    """A finished run's facts as the store recorded them; it blocks, so run it in a thread."""
+    assert task.id is not None
+    started = store.last_audit(task.id, "task.started")
+    duration = None
+    if task.started_at is not None and task.finished_at is not None:
+        duration = task.finished_at - task.started_at
+    return RunFacts(
+        models=tuple(dict.fromkeys(call.model for call in store.model_calls(task.id))),
+        tokens_in=task.tokens_in,
+        tokens_out=task.tokens_out,
+        cost_usd=task.cost_usd,
+        duration=duration,
+        attempts=task.attempts,
+        max_attempts=task.max_attempts,
+        audit_id=started.id if started is not None else None,
+        sandbox=str(started.detail.get("sandbox") or "") if started is not None else "",
+    )
 
 
 def view_of(task: Task, **overrides: Any) -> StatusView:

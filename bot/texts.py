@@ -43,6 +43,8 @@ class RunFacts:
     audit_id: int | None = None
     files_changed: tuple[str, ...] = field(default_factory=tuple)
     sandbox: str = ""
+    approvals: int | None = None  # counted approvals of the head commit; None: not counted
+    required_approvals: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,9 +137,16 @@ def check_run_summary(facts: RunFacts, *, outcome: str) -> str:
         ("attempts", f"{facts.attempts} of {facts.max_attempts}"),
         ("sandbox", facts.sandbox or "-"),
         ("audit id", str(facts.audit_id) if facts.audit_id is not None else "-"),
+        ("approvals", _approvals(facts)),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     return f"| | |\n|---|---|\n{table}"
+
+
+def _approvals(facts: RunFacts) -> str:
+    if facts.approvals is None:
+        return "-"
+    return f"{facts.approvals} of {facts.required_approvals} required"
 
 
 def _quoted(text: str) -> str:

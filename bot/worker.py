@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,15 +13,16 @@ from typing import Any
 
 import structlog
 
+from bot.approvals import count_approvals, requesters
 from bot.clock import Clock
-from bot.config.models import Agent, TaskSpec, route
-from bot.config.prompt import render_prompt
+from bot.config.models import Agent, Review, TaskSpec, route
+from bot.config.prompt import render_prompt, with_review
 from bot.config.source import ConfigProvider, RepoConfig
 from bot.errors import BosunError, GitHubError
 from bot.github import GitHubClient, Repo
 from bot.llm import LLM, ModelCall
 from bot.paths import outside
-from bot.publish import Conclusion, Reporter, refused_paths, repo_of, view_of
+from bot.publish import READY_TITLE, Conclusion, Reporter, refused_paths, repo_of, view_of
 from bot.scheduler import lock_key
 from bot.store import Store
 from bot.store.tables import Task
@@ -73,6 +75,7 @@ class _Plan:
     models: list[str]
     budget_usd: float
     protected: list[str]
+    review: Review
 
 
 class Worker:
@@ -162,7 +165,7 @@ class Worker:
             if sha is None:
                 raise Refused("the agent finished without changing any file")
             await asyncio.to_thread(workspace.push, token=token)
-            await self._publish(task, reporter, issue, result, facts, sha)
+            await self._publish(task, reporter, issue, result, facts, sha, plan.review)
         finally:
             await _uncancellable(asyncio.to_thread(workspace.cleanup))
 
@@ -192,6 +195,7 @@ class Worker:
             models=list(policy.models.tiers[tier]),
             budget_usd=spec.budget_usd or policy.budgets.per_task_usd,
             protected=list(policy.protected_paths),
+            review=policy.review,
         )
 
     async def _run_agent(
@@ -204,6 +208,8 @@ class Worker:
             issue_number=task.issue_number,
             repo=task.repo_full_name,
         )
+        if task.review_context:
+            prompt = with_review(prompt, task.review_context)
         model = self._deps.llm.for_task(
             models=plan.models,
             budget_usd=plan.budget_usd,
@@ -251,6 +257,7 @@ class Worker:
         result: AgentResult,
         facts: RunFacts,
         sha: str,
+        review: Review,
     ) -> None:
         assert task.id is not None
         if task.is_pull_request:
@@ -265,9 +272,8 @@ class Worker:
             )
             pull = await reporter.pull_request(title=title, body=body)
             pr_number = int(pull["number"])
-        await reporter.check_run(
-            head_sha=sha, conclusion="success", title="Agent change ready for review", facts=facts
-        )
+        facts = await self._with_approvals(task, facts, pr_number=pr_number, sha=sha, review=review)
+        await reporter.check_run(head_sha=sha, conclusion="success", title=READY_TITLE, facts=facts)
         store = self._deps.store
         moved = await asyncio.to_thread(
             store.finish_run,
@@ -284,6 +290,26 @@ class Worker:
             await reporter.status(
                 view_of(fresh, phase=Phase.PR_OPENED, pr_number=pr_number, facts=facts)
             )
+
+    async def _with_approvals(
+        self, task: Task, facts: RunFacts, *, pr_number: int, sha: str, review: Review
+    ) -> RunFacts:
+        """The facts with the approvals of the commit just pushed: none yet, unless GitHub
+        already holds a review of it."""
+        earlier = await asyncio.to_thread(
+            self._deps.store.tasks_for_pull, task.repo_full_name, pr_number
+        )
+        approvals = await count_approvals(
+            self._deps.github,
+            repo=repo_of(task),
+            number=pr_number,
+            head_sha=sha,
+            excluded=requesters([*earlier, task]),
+            review=review,
+        )
+        return dataclasses.replace(
+            facts, approvals=approvals, required_approvals=review.required_approvals
+        )
 
     async def _finish(
         self,

@@ -132,3 +132,41 @@ def issue_closed_event(*, issue_number: int = 12, delivery_id: str = "ic-1") -> 
     data.pop("label")
     data["issue"]["state"] = "closed"
     return sansio.Event(data, event="issues", delivery_id=delivery_id)
+
+
+def review_event(
+    review: dict[str, Any],
+    *,
+    number: int,
+    action: str = "submitted",
+    owner: str = "acme",
+    repo: str = "app",
+    installation_id: int = 7,
+    delivery_id: str = "r-1",
+) -> sansio.Event:
+    """A `pull_request_review` delivery for `review` as the REST API answers it.
+
+    Webhooks spell a review's state in lower case (`changes_requested`), the REST API in
+    upper case.
+    """
+    data = copy.deepcopy(_example("pull_request_review.submitted"))
+    data["action"] = action
+    data["review"].update(
+        id=review["id"],
+        body=review["body"],
+        commit_id=review["commit_id"],
+        state=str(review["state"]).lower(),
+    )
+    user = review["user"]
+    data["review"]["user"] = {
+        **data["review"]["user"],
+        "login": user["login"],
+        "type": user["type"],
+    }
+    data["sender"].update(login=user["login"], type=user["type"])
+    full_name = f"{owner}/{repo}"
+    data["pull_request"].update(number=number, state="open")
+    data["repository"].update(name=repo, full_name=full_name, default_branch="main")
+    data["repository"]["owner"]["login"] = owner
+    data["installation"] = {"id": installation_id, "node_id": "MDIzOkludGVncmF0aW9u"}
+    return sansio.Event(data, event="pull_request_review", delivery_id=delivery_id)

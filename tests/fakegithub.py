@@ -127,10 +127,30 @@ class FakePull:
     maintainer_can_modify: bool = False
     merged_at: datetime | None = None
     merged_by: str | None = None
+    reviews: list[FakeReview] = field(default_factory=list)
 
     @property
     def head_owner(self) -> str:
         return self.head_repo.partition("/")[0]
+
+
+@dataclass
+class FakeReviewComment:
+    id: int
+    path: str
+    line: int
+    body: str
+
+
+@dataclass
+class FakeReview:
+    id: int
+    user: str
+    state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED
+    body: str
+    commit_id: str
+    submitted_at: datetime
+    comments: list[FakeReviewComment] = field(default_factory=list)
 
 
 @dataclass
@@ -587,6 +607,38 @@ class FakeGitHub:
                 self._set_state(issue, "closed")
             return pull.number
 
+    def add_review(
+        self,
+        owner: str,
+        name: str,
+        number: int,
+        *,
+        user: str,
+        state: str,
+        body: str = "",
+        commit_id: str | None = None,
+        comments: Iterable[tuple[str, int, str]] = (),
+    ) -> dict[str, Any]:
+        """A review of pull request `number` on `commit_id` (its head if None), as GitHub
+        answers for it; `comments` are inline ones as (path, line, body)."""
+        with self._lock:
+            repo = self._repo(owner, name)
+            pull = repo.pulls[number]
+            review = FakeReview(
+                id=next(self._ids),
+                user=user,
+                state=state,
+                body=body,
+                commit_id=commit_id or self._head_sha(repo, pull),
+                submitted_at=self.now(),
+                comments=[
+                    FakeReviewComment(next(self._ids), path, line, text)
+                    for path, line, text in comments
+                ],
+            )
+            pull.reviews.append(review)
+            return self._review_json(repo, pull, review)
+
     def pulls(self, owner: str, name: str) -> list[dict[str, Any]]:
         """Every pull request, oldest first, as GitHub would answer for each one."""
         with self._lock:
@@ -682,6 +734,11 @@ class FakeGitHub:
         app.router.add_get(repo + "/pulls/{number:\\d+}", self._get_pull)
         app.router.add_get(repo + "/pulls/{number:\\d+}/files", self._list_pull_files)
         app.router.add_patch(repo + "/pulls/{number:\\d+}", self._update_pull)
+        app.router.add_get(repo + "/pulls/{number:\\d+}/reviews", self._list_reviews)
+        app.router.add_get(
+            repo + "/pulls/{number:\\d+}/reviews/{review_id:\\d+}/comments",
+            self._list_review_comments,
+        )
         app.router.add_post(repo + "/check-runs", self._create_check_run)
         app.router.add_patch(repo + "/check-runs/{check_run_id:\\d+}", self._update_check_run)
         app.router.add_get(repo + "/commits/{ref:.+}/check-runs", self._list_check_runs)
@@ -968,6 +1025,31 @@ class FakeGitHub:
             ]
             url = f"{self._api}/repos/{repo.full_name}/pulls/{pull.number}/files"
         return _paged(request, url, entries, lambda page: page)
+
+    async def _list_reviews(self, request: web.Request) -> web.Response:
+        """The pull request's reviews, oldest first, paged."""
+        # https://docs.github.com/en/rest/pulls/reviews#list-reviews-for-a-pull-request
+        with self._lock:
+            repo, pull = self._visible_pull(request)
+            reviews = [self._review_json(repo, pull, review) for review in pull.reviews]
+            url = f"{self._api}/repos/{repo.full_name}/pulls/{pull.number}/reviews"
+        return _paged(request, url, reviews, lambda page: page)
+
+    async def _list_review_comments(self, request: web.Request) -> web.Response:
+        """One review's inline comments, paged; an unknown review is a 404."""
+        # https://docs.github.com/en/rest/pulls/reviews#list-comments-for-a-pull-request-review
+        with self._lock:
+            repo, pull = self._visible_pull(request)
+            review_id = int(request.match_info["review_id"])
+            review = next((r for r in pull.reviews if r.id == review_id), None)
+            if review is None:
+                raise Answer(404, "Not Found")
+            comments = [
+                self._review_comment_json(repo, pull, review, comment)
+                for comment in review.comments
+            ]
+            url = f"{self._api}/repos/{repo.full_name}/pulls/{pull.number}/reviews/{review_id}"
+        return _paged(request, f"{url}/comments", comments, lambda page: page)
 
     async def _create_pull(self, request: web.Request) -> web.Response:
         """Open a pull request, refused as GitHub refuses: unknown branches, a second one
@@ -1333,6 +1415,59 @@ class FakeGitHub:
             "author_association": _association(repo, comment.user),
             "performed_via_github_app": self._app_json() if comment.via_app else None,
             "reactions": _reaction_rollup(url, [c for _, c in comment.reactions]),
+        }
+
+    def _review_json(self, repo: FakeRepo, pull: FakePull, review: FakeReview) -> dict[str, Any]:
+        pull_url = f"{self._api}/repos/{repo.full_name}/pulls/{pull.number}"
+        html_url = f"{WEB}/{repo.full_name}/pull/{pull.number}#pullrequestreview-{review.id}"
+        return {
+            "id": review.id,
+            "node_id": f"PRR_{review.id}",
+            "user": self._user_json(review.user),
+            "body": review.body,
+            "state": review.state,
+            "html_url": html_url,
+            "pull_request_url": pull_url,
+            "_links": {"html": {"href": html_url}, "pull_request": {"href": pull_url}},
+            "submitted_at": _timestamp(review.submitted_at),
+            "commit_id": review.commit_id,
+            "author_association": _association(repo, review.user),
+        }
+
+    def _review_comment_json(
+        self, repo: FakeRepo, pull: FakePull, review: FakeReview, comment: FakeReviewComment
+    ) -> dict[str, Any]:
+        pull_url = f"{self._api}/repos/{repo.full_name}/pulls/{pull.number}"
+        url = f"{self._api}/repos/{repo.full_name}/pulls/comments/{comment.id}"
+        html_url = f"{WEB}/{repo.full_name}/pull/{pull.number}#discussion_r{comment.id}"
+        return {
+            "url": url,
+            "pull_request_review_id": review.id,
+            "id": comment.id,
+            "node_id": f"PRRC_{comment.id}",
+            "diff_hunk": f"@@ -{comment.line},1 +{comment.line},1 @@",
+            "path": comment.path,
+            "position": 1,
+            "original_position": 1,
+            "commit_id": review.commit_id,
+            "original_commit_id": review.commit_id,
+            "user": self._user_json(review.user),
+            "body": comment.body,
+            "created_at": _timestamp(review.submitted_at),
+            "updated_at": _timestamp(review.submitted_at),
+            "html_url": html_url,
+            "pull_request_url": pull_url,
+            "author_association": _association(repo, review.user),
+            "_links": {
+                "self": {"href": url},
+                "html": {"href": html_url},
+                "pull_request": {"href": pull_url},
+            },
+            "reactions": _reaction_rollup(url, []),
+            "side": "RIGHT",
+            "line": comment.line,
+            "original_line": comment.line,
+            "subject_type": "line",
         }
 
     def _user_json(self, login: str) -> dict[str, Any]:

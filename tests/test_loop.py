@@ -180,6 +180,7 @@ async def test_a_labelled_issue_becomes_a_pull_request_with_check_run_and_commen
     summary = check["output"]["summary"]
     for figure in ("gpt-4o-mini", "tokens", "cost", "duration", "attempts", "audit id"):
         assert figure in summary
+    assert "| approvals | 0 of 1 required |" in summary, "nobody has approved the new commit"
 
     await eventually(comment_says(fake_github, f"**Pull request #{pull['number']} is ready"))
     assert len(fake_github.comments("acme", "app", 12)) == 1

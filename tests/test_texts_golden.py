@@ -37,6 +37,8 @@ FACTS = RunFacts(
     audit_id=57,
     files_changed=("src/app.py", "tests/test_app.py"),
     sandbox="bubblewrap",
+    approvals=1,
+    required_approvals=2,
 )
 
 

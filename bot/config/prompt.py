@@ -110,6 +110,16 @@ def _quote_line(line: str) -> str:
     return f"> {visible}" if visible else ">"
 
 
+def with_review(prompt: str, review: str) -> str:
+    """The rendered prompt, then a reviewer's requested changes as one quoted block."""
+    return (
+        f"{prompt.rstrip()}\n\n"
+        "A reviewer asked for changes to the pull request of this branch. Address them; "
+        "the review follows, quoted:\n\n"
+        f"{quote_untrusted('review', review)}\n"
+    )
+
+
 def render_prompt(
     task: TaskSpec, *, issue_title: str, issue_body: str, issue_number: int, repo: str
 ) -> str:

@@ -2,12 +2,13 @@
 
 from gidgethub import routing
 
-from bot.handlers import comments, installation, labels, policy_check, pulls, push
+from bot.handlers import comments, installation, labels, policy_check, pulls, push, reviews
 
 router = routing.Router(
     labels.router,  # agent:<task> labels on issues and PRs queue and cancel tasks
     comments.router,  # exact `/bosun` commands from permitted people
     pulls.router,  # pull requests merged or closed, issues closed
+    reviews.router,  # reviews of agent PRs: changes requested re-run the agent; approvals
     policy_check.router,  # `bosun/policy` on pull requests that change `.bosun/`
     push.router,  # `.bosun/` pushed to a default branch: accepted, or refused and kept
     installation.router,  # installs and the repositories they grant

@@ -116,11 +116,13 @@ async def queue_request(
     task_name: str,
     sender: str,
     target: Target,
+    review_context: str | None = None,
 ) -> Task | None:
     """Queue a task someone asked for, or hold it when they are below the trigger permission.
 
     A request that cannot be honoured at all (unknown or broken task, bad config, a fork)
-    gets one comment saying why, and an audit record.
+    gets one comment saying why, and an audit record. `review_context` is a reviewer's
+    requested changes, handed to a re-run of the agent.
     """
     github, _ = ctx.require_github()
     detail: dict[str, Any] = {"issue": target.number, "task": task_name}
@@ -152,6 +154,7 @@ async def queue_request(
             triggered_by=sender,
             trigger_delivery_id=ctx.delivery_id,
             config_sha=config.sha,
+            review_context=review_context,
         ),
         state=TaskState.QUEUED if permitted else TaskState.HELD,
     )

@@ -69,6 +69,7 @@ class NewTask:
     base_branch: str = "main"
     max_attempts: int = 2
     priority: int = 0
+    review_context: str | None = None
 
 
 _TASK = Task.__table__  # type: ignore[attr-defined]
@@ -680,6 +681,16 @@ class Store:
             if repo_full_name is not None:
                 query = query.where(AuditRecord.repo_full_name == repo_full_name)
             return list(session.exec(query).all())
+
+    def last_audit(self, task_id: int, action: str) -> AuditRecord | None:
+        """The task's latest audit record of `action`, if it has one."""
+        with self._session() as session:
+            return session.exec(
+                select(AuditRecord)
+                .where(AuditRecord.task_id == task_id)
+                .where(AuditRecord.action == action)
+                .order_by(col(AuditRecord.id).desc())
+            ).first()
 
     # -- repository config ------------------------------------------------------------
 

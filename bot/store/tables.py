@@ -81,6 +81,8 @@ class Task(SQLModel, table=True):
     head_sha: str | None = Field(default=None, max_length=64)
     status_comment_id: int | None = Field(default=None, sa_type=BigInteger)
     check_run_id: int | None = Field(default=None, sa_type=BigInteger)
+    # A reviewer's "changes requested" (body and inline comments) for the agent to address.
+    review_context: str | None = Field(default=None)
     cost_usd: float = Field(default=0.0)
     tokens_in: int = Field(default=0)
     tokens_out: int = Field(default=0)

@@ -45,6 +45,8 @@ OPERATIONS = frozenset(
         "pulls/list",
         "pulls/get",
         "pulls/list-files",
+        "pulls/list-reviews",
+        "pulls/list-comments-for-review",
         "pulls/create",
         "pulls/update",
         "checks/list-for-ref",

@@ -1,0 +1,132 @@
+"""Reviews of agent pull requests: changes requested re-run the agent, approvals are counted."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from gidgethub import routing, sansio
+
+from bot.approvals import count_approvals, requesters
+from bot.config.models import Review
+from bot.errors import PayloadError
+from bot.github import GitHubClient, Repo
+from bot.handlers.context import HandlerContext
+from bot.handlers.labels import Target, queue_request
+from bot.publish import READY_TITLE, Reporter, stored_facts
+from bot.store.tables import Task
+from bot.task_states import TaskState
+
+router = routing.Router()
+
+REVIEW_CONTEXT_LIMIT = 20_000  # characters of review text handed to the agent
+
+
+@router.register("pull_request_review", action="submitted")
+async def queue_rerun_on_changes_requested(event: sansio.Event, ctx: HandlerContext) -> None:
+    """The agent behind the PR runs again on its branch, with the review as quoted context."""
+    review = event.data.get("review") or {}
+    user = review.get("user") or {}
+    if str(review.get("state") or "").lower() != "changes_requested" or user.get("type") == "Bot":
+        return
+    number = _pull_number(event.data)
+    repo = Repo.from_payload(event.data)
+    reviewed = _latest_per_task(await _open_tasks(ctx, repo, number))
+    if not reviewed:
+        return
+    github, configs = ctx.require_github()
+    default_branch = str((event.data.get("repository") or {}).get("default_branch") or "main")
+    config = await configs.for_repo(repo, default_branch=default_branch)
+    comments = await github.list_review_comments(
+        repo=repo, number=number, review_id=int(review["id"])
+    )
+    context = review_context(review, comments)
+    for task in reviewed:
+        target = Target(task.issue_number, task.is_pull_request, task.base_branch, task.branch)
+        await queue_request(
+            ctx,
+            repo,
+            config,
+            task_name=task.task_name,
+            sender=str(user.get("login") or ""),
+            target=target,
+            review_context=context,
+        )
+
+
+@router.register("pull_request_review", action="submitted")
+@router.register("pull_request_review", action="dismissed")
+async def recount_approvals_on_review(event: sansio.Event, ctx: HandlerContext) -> None:
+    """`bosun/task` on the PR's head commit shows the approvals that count, as they change."""
+    number = _pull_number(event.data)
+    repo = Repo.from_payload(event.data)
+    tasks = await _open_tasks(ctx, repo, number)
+    if not tasks:
+        return
+    github, configs = ctx.require_github()
+    head_sha = str((await github.get_pull(repo=repo, number=number))["head"]["sha"])
+    on_head = [task for task in tasks if task.head_sha == head_sha]
+    if not on_head:
+        return  # nothing of Bosun's on this commit: someone else pushed after the agent
+    default_branch = str((event.data.get("repository") or {}).get("default_branch") or "main")
+    config = await configs.for_repo(repo, default_branch=default_branch)
+    every = await asyncio.to_thread(ctx.store.tasks_for_pull, repo.full_name, number)
+    approvals = await count_approvals(
+        github,
+        repo=repo,
+        number=number,
+        head_sha=head_sha,
+        excluded=requesters(every),
+        review=config.policy.review,
+    )
+    for task in on_head:
+        await _show_approvals(ctx, github, repo, task, approvals, config.policy.review)
+
+
+async def _show_approvals(
+    ctx: HandlerContext,
+    github: GitHubClient,
+    repo: Repo,
+    task: Task,
+    approvals: int,
+    review: Review,
+) -> None:
+    assert task.head_sha is not None
+    facts = dataclasses.replace(
+        await asyncio.to_thread(stored_facts, ctx.store, task),
+        approvals=approvals,
+        required_approvals=review.required_approvals,
+    )
+    reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
+    await reporter.check_run(
+        head_sha=task.head_sha, conclusion="success", title=READY_TITLE, facts=facts
+    )
+
+
+def review_context(review: dict[str, Any], comments: list[dict[str, Any]]) -> str:
+    """What the reviewer wrote, as plain text: the review's body, then each inline comment."""
+    login = str((review.get("user") or {}).get("login") or "")
+    lines = [f"Review by @{login}, changes requested:", str(review.get("body") or "(no text)")]
+    for comment in comments:
+        line = comment.get("line") or comment.get("original_line")
+        where = f"{comment.get('path')}" + (f" line {line}" if line else "")
+        lines += ["", f"Comment on {where}:", str(comment.get("body") or "")]
+    return "\n".join(lines)[:REVIEW_CONTEXT_LIMIT]
+
+
+async def _open_tasks(ctx: HandlerContext, repo: Repo, number: int) -> list[Task]:
+    tasks = await asyncio.to_thread(ctx.store.tasks_for_pull, repo.full_name, number)
+    return [task for task in tasks if task.state == TaskState.PR_OPEN]
+
+
+def _latest_per_task(tasks: list[Task]) -> list[Task]:
+    """One task per task name: its latest run is the one the review answers."""
+    return list({task.task_name: task for task in tasks}.values())
+
+
+def _pull_number(data: dict[str, Any]) -> int:
+    number = (data.get("pull_request") or {}).get("number")
+    if not isinstance(number, int):
+        raise PayloadError("pull_request_review event without a pull request number")
+    return number
