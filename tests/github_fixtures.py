@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import aiohttp
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bot.demo.run import app_key_pair as new_app_key
 from bot.github import GitHubClient
 from bot.settings import Secret
 from tests.contract.prism import PrismProxy, PrismUnavailable
@@ -17,22 +16,6 @@ from tests.fakeclock import FakeClock
 from tests.fakegithub import FakeGitHub
 
 APP_ID = "4242"
-
-
-def new_app_key() -> tuple[str, str]:
-    """A private key (PEM) for an App, and its public half, which GitHub verifies JWTs with."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 @pytest.fixture(scope="session")

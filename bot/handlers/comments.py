@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gidgethub import routing, sansio
@@ -52,7 +54,19 @@ async def act_on_slash_command(event: sansio.Event, ctx: HandlerContext) -> None
         await github.create_reaction_for_comment(repo=repo, comment_id=comment_id, content="-1")
         return
     await github.create_reaction_for_comment(repo=repo, comment_id=comment_id, content="+1")
-    await COMMANDS[command.verb](ctx, repo, config, command, sender, data)
+    await COMMANDS[command.verb](Request(ctx, repo, config, command, sender, data))
+
+
+@dataclass(frozen=True)
+class Request:
+    """One permitted command: what it says, who said it, where, under which config."""
+
+    ctx: HandlerContext
+    repo: Repo
+    config: RepoConfig
+    command: Command
+    sender: str
+    data: dict[str, Any]
 
 
 def required_permission(config: RepoConfig, verb: Verb) -> Permission:
@@ -97,28 +111,25 @@ async def _permitted(
     return False
 
 
-async def run_task(
-    ctx: HandlerContext,
-    repo: Repo,
-    config: RepoConfig,
-    command: Command,
-    sender: str,
-    data: dict[str, Any],
-) -> None:
+async def run_task(request: Request) -> None:
+    ctx = request.ctx
+    repo = request.repo
+    config = request.config
+    command = request.command
+    sender = request.sender
+    data = request.data
     target = await _target(ctx, repo, data)
     assert command.argument is not None
     await queue_request(ctx, repo, config, task_name=command.argument, sender=sender, target=target)
 
 
-async def retry_task(
-    ctx: HandlerContext,
-    repo: Repo,
-    config: RepoConfig,
-    command: Command,
-    sender: str,
-    data: dict[str, Any],
-) -> None:
+async def retry_task(request: Request) -> None:
     """Run the issue's most recent task again, once it is no longer queued or running."""
+    ctx = request.ctx
+    repo = request.repo
+    config = request.config
+    sender = request.sender
+    data = request.data
     number = _number(data.get("issue") or {})
     tasks = await asyncio.to_thread(ctx.store.tasks_for_issue, repo.full_name, number)
     if not tasks or tasks[-1].state in (TaskState.HELD, TaskState.QUEUED, TaskState.RUNNING):
@@ -135,15 +146,13 @@ async def retry_task(
     )
 
 
-async def cancel_tasks(
-    ctx: HandlerContext,
-    repo: Repo,
-    config: RepoConfig,
-    command: Command,
-    sender: str,
-    data: dict[str, Any],
-) -> None:
+async def cancel_tasks(request: Request) -> None:
     """Stop every held, queued or running task of the issue."""
+    ctx = request.ctx
+    repo = request.repo
+    config = request.config
+    sender = request.sender
+    data = request.data
     github, _ = ctx.require_github()
     number = _number(data.get("issue") or {})
     for active in await asyncio.to_thread(ctx.store.active_tasks, repo.full_name, number):
@@ -170,29 +179,23 @@ async def cancel_tasks(
             await reporter.status(view_of(task, phase=Phase.CANCELLED))
 
 
-async def show_status(
-    ctx: HandlerContext,
-    repo: Repo,
-    config: RepoConfig,
-    command: Command,
-    sender: str,
-    data: dict[str, Any],
-) -> None:
+async def show_status(request: Request) -> None:
+    ctx = request.ctx
+    repo = request.repo
+    data = request.data
     github, _ = ctx.require_github()
     number = _number(data.get("issue") or {})
     tasks = await asyncio.to_thread(ctx.store.tasks_for_issue, repo.full_name, number)
     await github.create_comment(repo=repo, issue_number=number, body=status_table(tasks))
 
 
-async def release_held(
-    ctx: HandlerContext,
-    repo: Repo,
-    config: RepoConfig,
-    command: Command,
-    sender: str,
-    data: dict[str, Any],
-) -> None:
+async def release_held(request: Request) -> None:
     """`/bosun ok-to-run`: the held requests of this issue are queued, under the releaser's name."""
+    ctx = request.ctx
+    repo = request.repo
+    config = request.config
+    sender = request.sender
+    data = request.data
     github, _ = ctx.require_github()
     number = _number(data.get("issue") or {})
     released: list[Task] = []
@@ -224,7 +227,7 @@ async def release_held(
         )
 
 
-COMMANDS = {
+COMMANDS: dict[Verb, Callable[[Request], Awaitable[None]]] = {
     Verb.RUN: run_task,
     Verb.RETRY: retry_task,
     Verb.CANCEL: cancel_tasks,
