@@ -102,9 +102,11 @@ class Store:
     def __init__(self, engine: Engine, *, clock: Clock) -> None:
         self.engine = engine
         self.clock = clock
-        # SQLite takes one writer at a time and makes the others sleep-poll for the lock;
-        # queueing this process's writers on a lock of its own hands it over at once.
-        self._write_lock: AbstractContextManager[Any] = (
+        # SQLite has one writer at a time. Waiting writers sleep-poll for its lock, and an
+        # ORM session that reads, then writes, fails at once if another writer slipped in
+        # between; so this process's writers take turns on a lock of their own. Deliveries
+        # stay off it: intake's group commit must not wait behind a scheduler pass.
+        self._turns: AbstractContextManager[Any] = (
             threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
 
@@ -135,15 +137,21 @@ class Store:
     def _session(self) -> Iterator[Session]:
         with (
             self._translated(),
-            self._write_lock,
+            self._turns,
             Session(self.engine, expire_on_commit=False) as session,
         ):
             yield session
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
-        """One write transaction on a Core connection."""
-        with self._translated(), self._write_lock, self.engine.begin() as connection:
+        """One write transaction on a Core connection, in turn with this process's writers."""
+        with self._translated(), self._turns, self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _delivery_writing(self) -> Iterator[Connection]:
+        """Intake's write transactions: they start by writing and wait on SQLite alone."""
+        with self._translated(), self.engine.begin() as connection:
             yield connection
 
     @contextmanager
@@ -179,7 +187,7 @@ class Store:
             .on_conflict_do_nothing(index_elements=["delivery_id"])
             .returning(col(Delivery.delivery_id))
         )
-        with self._writing() as connection:
+        with self._delivery_writing() as connection:
             result = connection.execute(statement, rows)
             return {row[0] for row in result.all()}
 
@@ -230,7 +238,7 @@ class Store:
             {"row_id": row_id, "handled_at": now, "outcome": outcome, "error": error}
             for row_id, outcome, error in outcomes
         ]
-        with self._writing() as connection:
+        with self._delivery_writing() as connection:
             connection.execute(statement, rows)
 
     def record_delivery_attempt(self, delivery_row_id: int, *, error: str) -> None:
@@ -446,7 +454,7 @@ class Store:
         lease["expires_at"] = now + timedelta(seconds=ttl)
         with (
             self._translated(),
-            self._write_lock,
+            self._turns,
             self.engine.connect() as connection,
             connection.begin() as tx,
         ):
