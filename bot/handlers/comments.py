@@ -15,7 +15,7 @@ from bot.config.source import RepoConfig
 from bot.errors import PayloadError
 from bot.github import Repo
 from bot.handlers.context import HandlerContext
-from bot.handlers.labels import Target, queue_request
+from bot.handlers.labels import Target, cancel_active_tasks, queue_request
 from bot.publish import Reporter, view_of
 from bot.store.tables import Task
 from bot.task_states import TaskState
@@ -148,35 +148,14 @@ async def retry_task(request: Request) -> None:
 
 async def cancel_tasks(request: Request) -> None:
     """Stop every held, queued or running task of the issue."""
-    ctx = request.ctx
-    repo = request.repo
-    config = request.config
-    sender = request.sender
-    data = request.data
-    github, _ = ctx.require_github()
-    number = _number(data.get("issue") or {})
-    for active in await asyncio.to_thread(ctx.store.active_tasks, repo.full_name, number):
-        task = await asyncio.to_thread(
-            ctx.store.request_cancel,
-            repo.full_name,
-            number,
-            active.task_name,
-            reason=f"cancelled by @{sender}",
-        )
-        if task is None:
-            continue
-        action = "task.cancel_requested" if task.state == TaskState.RUNNING else "task.cancelled"
-        await ctx.audit(
-            action,
-            actor=sender,
-            repo=repo,
-            config_sha=config.sha,
-            detail={"issue": number},
-            task_id=task.id,
-        )
-        if task.state == TaskState.CANCELLED:
-            reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
-            await reporter.status(view_of(task, phase=Phase.CANCELLED))
+    number = _number(request.data.get("issue") or {})
+    await cancel_active_tasks(
+        request.ctx,
+        request.repo,
+        number,
+        actor=request.sender,
+        reason=f"cancelled by @{request.sender}",
+    )
 
 
 async def show_status(request: Request) -> None:

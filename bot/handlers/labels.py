@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from gidgethub import routing, sansio
 
 from bot.config.models import permission_at_least
 from bot.config.source import RepoConfig
-from bot.errors import PayloadError
+from bot.errors import GitHubError, PayloadError
 from bot.github import Repo
 from bot.handlers.context import HandlerContext
 from bot.publish import Reporter, view_of
@@ -272,3 +273,28 @@ def _sender(data: dict[str, Any]) -> str:
 
 def _default_branch(data: dict[str, Any]) -> str:
     return str((data.get("repository") or {}).get("default_branch") or "main")
+
+
+async def cancel_active_tasks(
+    ctx: HandlerContext, repo: Repo, number: int, *, actor: str, reason: str
+) -> None:
+    """Cancel an issue's held and queued tasks, ask its running ones to stop; say so."""
+    for active in await asyncio.to_thread(ctx.store.active_tasks, repo.full_name, number):
+        task = await asyncio.to_thread(
+            ctx.store.request_cancel, repo.full_name, number, active.task_name, reason=reason
+        )
+        if task is None:
+            continue
+        cancelled = task.state == TaskState.CANCELLED
+        await ctx.audit(
+            "task.cancelled" if cancelled else "task.cancel_requested",
+            actor=actor,
+            repo=repo,
+            config_sha=task.config_sha,
+            detail={"issue": number},
+            task_id=task.id,
+        )
+        if cancelled and ctx.github is not None:
+            reporter = Reporter(github=ctx.github, store=ctx.store, repo=repo, task=task)
+            with contextlib.suppress(GitHubError):
+                await reporter.status(view_of(task, phase=Phase.CANCELLED))

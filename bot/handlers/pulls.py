@@ -10,6 +10,7 @@ from gidgethub import routing, sansio
 from bot.errors import GitHubError, PayloadError
 from bot.github import Repo
 from bot.handlers.context import HandlerContext
+from bot.handlers.labels import cancel_active_tasks
 from bot.publish import Reporter, view_of
 from bot.task_states import TaskState
 from bot.texts import Phase
@@ -64,26 +65,4 @@ async def cancel_tasks_of_closed_issue(event: sansio.Event, ctx: HandlerContext)
         raise PayloadError("issues event without a number")
     repo = Repo.from_payload(event.data)
     sender = str((event.data.get("sender") or {}).get("login") or "")
-    for active in await asyncio.to_thread(ctx.store.active_tasks, repo.full_name, number):
-        task = await asyncio.to_thread(
-            ctx.store.request_cancel,
-            repo.full_name,
-            number,
-            active.task_name,
-            reason=f"issue closed by @{sender}",
-        )
-        if task is None:
-            continue
-        cancelled = task.state == TaskState.CANCELLED
-        await ctx.audit(
-            "task.cancelled" if cancelled else "task.cancel_requested",
-            actor=sender,
-            repo=repo,
-            config_sha=task.config_sha,
-            detail={"issue": number},
-            task_id=task.id,
-        )
-        if task.state == TaskState.CANCELLED and ctx.github is not None:
-            reporter = Reporter(github=ctx.github, store=ctx.store, repo=repo, task=task)
-            with contextlib.suppress(GitHubError):
-                await reporter.status(view_of(task, phase=Phase.CANCELLED))
+    await cancel_active_tasks(ctx, repo, number, actor=sender, reason=f"issue closed by @{sender}")

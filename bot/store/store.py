@@ -277,40 +277,29 @@ class Store:
             return task
 
     def active_tasks(self, repo_full_name: str, issue_number: int) -> list[Task]:
-        with self._session() as session:
-            return list(
-                session.exec(
-                    select(Task)
-                    .where(Task.repo_full_name == repo_full_name)
-                    .where(Task.issue_number == issue_number)
-                    .where(col(Task.state).in_(ACTIVE_TASK_STATES))
-                    .order_by(col(Task.id))
-                ).all()
-            )
+        """An issue's held, queued and running tasks, oldest first."""
+        return self._tasks_where(
+            Task.repo_full_name == repo_full_name,
+            Task.issue_number == issue_number,
+            col(Task.state).in_(ACTIVE_TASK_STATES),
+        )
 
     def tasks_for_issue(self, repo_full_name: str, issue_number: int) -> list[Task]:
         """Every task an issue or pull request has had, oldest first."""
-        with self._session() as session:
-            return list(
-                session.exec(
-                    select(Task)
-                    .where(Task.repo_full_name == repo_full_name)
-                    .where(Task.issue_number == issue_number)
-                    .order_by(col(Task.id))
-                ).all()
-            )
+        return self._tasks_where(
+            Task.repo_full_name == repo_full_name, Task.issue_number == issue_number
+        )
 
     def tasks_for_pull(self, repo_full_name: str, pr_number: int) -> list[Task]:
         """Tasks whose pull request is this one: opened by an agent, or a PR's own tasks."""
+        return self._tasks_where(
+            Task.repo_full_name == repo_full_name, col(Task.pr_number) == pr_number
+        )
+
+    def _tasks_where(self, *conditions: Any) -> list[Task]:
         with self._session() as session:
-            return list(
-                session.exec(
-                    select(Task)
-                    .where(Task.repo_full_name == repo_full_name)
-                    .where(col(Task.pr_number) == pr_number)
-                    .order_by(col(Task.id))
-                ).all()
-            )
+            query = select(Task).where(*conditions).order_by(col(Task.id))
+            return list(session.exec(query).all())
 
     def tasks(self, repo_full_name: str | None = None) -> list[Task]:
         with self._session() as session:
