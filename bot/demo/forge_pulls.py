@@ -14,6 +14,7 @@ from bot.demo.forge_state import ForgeRepo, Issue, Pull, pulls_in, refresh
 
 PULLS = "/repos/{owner}/{repo}/pulls"
 PULL = PULLS + "/{number:\\d+}"
+REVIEWS = PULL + "/reviews"
 DIFF_MEDIA_TYPE = "application/vnd.github.diff"
 
 
@@ -38,6 +39,7 @@ class PullApi:
             web.post(PULLS, self.create_pull),
             web.get(PULL, self.get_pull),
             web.patch(PULL, self.update_pull),
+            web.get(REVIEWS, self.list_reviews),
         ]
 
     async def list_pulls(self, request: web.Request) -> web.Response:
@@ -98,6 +100,11 @@ class PullApi:
             return web.Response(text=diff, content_type=DIFF_MEDIA_TYPE)
         detail = await asyncio.to_thread(pull_detail, repo.git, base_sha, head_sha)
         return web.json_response(self._shapes.pull(repo, issue, detail))
+
+    async def list_reviews(self, request: web.Request) -> web.Response:
+        """No one reviews on the stand-in forge: a pull request's reviews are always none."""
+        self._ctx.pull(request)  # 404 for a pull request that does not exist
+        return paged(request, [])
 
     async def update_pull(self, request: web.Request) -> web.Response:
         payload = await json_object(request)
