@@ -137,7 +137,7 @@ async def _scheduler(
         run_task=worker.run,
         clock=clock,
         config=config,
-        on_worker_lost=worker.report_lost,
+        on_worker_lost=worker.recover_lost,
     )
 
 

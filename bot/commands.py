@@ -18,16 +18,25 @@ class Verb(enum.StrEnum):
     CANCEL = "cancel"
     STATUS = "status"
     OK_TO_RUN = "ok-to-run"
+    ESCALATE = "escalate"
     HELP = "help"
 
 
 # What each command does, for the help reply: generated from what is registered.
 HELP = {
     Verb.RUN: ("<task>", "queue a task defined in `.bosun/tasks/<task>.yaml` for this issue"),
-    Verb.RETRY: ("", "run this issue's last task again, with any review comments as context"),
+    Verb.RETRY: (
+        "",
+        "run the last task again; the rest of the comment, and on a pull request the latest "
+        "review asking for changes, go to the agent as context",
+    ),
     Verb.CANCEL: ("", "stop this issue's queued or running tasks and release their locks"),
     Verb.STATUS: ("", "show the state, cost and attempts of this issue's tasks"),
     Verb.OK_TO_RUN: ("", "release a request held for someone below the trigger permission"),
+    Verb.ESCALATE: (
+        "",
+        "run the last task once more on the policy's escalation tier, or hand it to its owners",
+    ),
     Verb.HELP: ("", "show this list"),
 }
 _TAKES_ARGUMENT = {Verb.RUN}
@@ -55,8 +64,21 @@ def parse_comment(body: str) -> Parsed | None:
     Only a line that is exactly `/bosun <verb> [argument]` counts: not inside a fenced code
     block, not quoted with `>`, not in the middle of a sentence.
     """
+    lines = body[:MAX_COMMENT_CHARS].splitlines()
+    index = _command_line(lines)
+    return None if index is None else parse_line(lines[index].strip())
+
+
+def without_command(body: str) -> str:
+    """The comment's text other than its command line, for the agent as quoted context."""
+    lines = body[:MAX_COMMENT_CHARS].splitlines()
+    index = _command_line(lines)
+    return "\n".join(line for number, line in enumerate(lines) if number != index).strip()
+
+
+def _command_line(lines: list[str]) -> int | None:
     in_fence = False
-    for raw in body[:MAX_COMMENT_CHARS].splitlines():
+    for index, raw in enumerate(lines):
         if _FENCE.match(raw):
             in_fence = not in_fence
             continue
@@ -64,7 +86,7 @@ def parse_comment(body: str) -> Parsed | None:
             continue
         line = raw.strip()
         if line == PREFIX or line.startswith(PREFIX + " "):
-            return parse_line(line)
+            return index
     return None
 
 

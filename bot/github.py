@@ -82,6 +82,8 @@ CHECK_RUN = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
 CHECK_RUNS_FOR_REF = (
     "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,filter,app_id,per_page}"
 )
+COMBINED_STATUS = "/repos/{owner}/{repo}/commits/{ref}/status{?per_page}"
+MERGE = "/repos/{owner}/{repo}/pulls/{pull_number}/merge"
 
 
 class CheckStatus(StrEnum):
@@ -100,6 +102,12 @@ class CheckConclusion(StrEnum):
 class PullState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
+
+
+class MergeMethod(StrEnum):
+    MERGE = "merge"
+    SQUASH = "squash"
+    REBASE = "rebase"
 
 
 class AnnotationLevel(StrEnum):
@@ -445,6 +453,26 @@ class GitHubClient:
         runs = [_object(run) for run in _array(data.get("check_runs"))]
         return next((run for run in runs if _is_check_run(run, name, identity)), None)
 
+    async def list_check_runs(self, *, repo: Repo, ref: str) -> list[dict[str, Any]]:
+        """Every App's check runs on the commit, the latest of each name (a re-run replaces)."""
+        url_vars = self._vars(repo, ref=ref, filter="latest", per_page=PER_PAGE)
+
+        async def every_page(token: str | None) -> list[dict[str, Any]]:
+            pages = self._api.getiter(
+                CHECK_RUNS_FOR_REF, url_vars, oauth_token=token, iterable_key="check_runs"
+            )
+            return [_object(run) async for run in pages]
+
+        return await self._as_installation(repo, every_page)
+
+    async def combined_status(self, *, repo: Repo, ref: str) -> dict[str, Any]:
+        """The commit statuses of `ref` rolled into one `state`, with `total_count` of them.
+
+        With no status at all GitHub answers state `pending` and a total_count of 0.
+        """
+        # https://docs.github.com/en/rest/commits/statuses#get-the-combined-status-for-a-specific-reference
+        return dict(_object(await self._get(repo, COMBINED_STATUS, ref=ref, per_page=PER_PAGE)))
+
     async def clone_url(self, *, repo: Repo) -> str:
         """The URL git clones the repository from; credentials travel separately."""
         return str((await self.get_repository(repo=repo))["clone_url"])
@@ -469,15 +497,15 @@ class GitHubClient:
         url_vars = self._vars(repo, issue_number=issue_number, name=name)
         await self._delete(repo, LABEL, url_vars, gone=(404,))
 
-    async def delete_branch(self, *, repo: Repo, branch: str) -> None:
-        """Delete a branch; one that is not there is already gone.
+    async def delete_branch(self, *, repo: Repo, branch: str) -> bool:
+        """Delete a branch; one that is not there is already gone (False: nothing deleted).
 
         GitHub answers 422 both for a missing ref and for the default branch, which it
         refuses to delete: either way nothing was deleted, which is what a rollback needs.
         """
         # https://docs.github.com/en/rest/git/refs#delete-a-reference
         url_vars = self._vars(repo, ref=f"heads/{branch}")
-        await self._delete(repo, REF, url_vars, gone=(404, 422))
+        return await self._delete(repo, REF, url_vars, gone=(404, 422))
 
     async def create_pull(
         self, *, repo: Repo, title: str, head: str, base: str, body: str
@@ -499,6 +527,19 @@ class GitHubClient:
         data = _given(title=title, body=body, state=None if state is None else PullState(state))
         url_vars = self._vars(repo, pull_number=number)
         return dict(_object(await self._send(repo, "patch", PULL, url_vars, data)))
+
+    async def merge_pull(
+        self, *, repo: Repo, number: int, sha: str, merge_method: MergeMethod
+    ) -> dict[str, Any]:
+        """Merge the pull request if its head is still `sha`.
+
+        GitHub refuses with 405 (not mergeable: conflicts, branch protection, a draft), 409
+        (the head moved past `sha`) or 422; those come back as a GitHubError.
+        """
+        # https://docs.github.com/en/rest/pulls/pulls#merge-a-pull-request
+        data = {"sha": sha, "merge_method": MergeMethod(merge_method).value}
+        url_vars = self._vars(repo, pull_number=number)
+        return dict(_object(await self._send(repo, "put", MERGE, url_vars, data)))
 
     async def create_check_run(
         self,
@@ -632,8 +673,11 @@ class GitHubClient:
 
     async def _delete(
         self, repo: Repo, url: str, url_vars: UrlVars, *, gone: Sequence[int]
-    ) -> None:
-        """DELETE, taking the statuses in `gone` to mean it was not there to begin with."""
+    ) -> bool:
+        """DELETE, taking the statuses in `gone` to mean it was not there to begin with.
+
+        True when something was deleted, False when it was already gone.
+        """
         try:
             await self._as_installation(
                 repo, lambda token: self._api.delete(url, url_vars, oauth_token=token)
@@ -641,6 +685,8 @@ class GitHubClient:
         except GitHubError as exc:
             if exc.status_code not in gone:
                 raise
+            return False
+        return True
 
     async def _send(self, repo: Repo, method: str, url: str, url_vars: UrlVars, data: Any) -> Any:
         send = getattr(self._api, method)

@@ -305,10 +305,16 @@ class TaskModel:
         if self._script is not None:
             request["mock_response"] = self._scripted(messages, tools)
         self._turns += 1
+        scripted_failure = request.get("mock_response")
         try:
+            if isinstance(scripted_failure, ModelError):
+                raise scripted_failure
             response = await self.llm.router(self.models).acompletion(
                 model=self.models[0], **request
             )
+        except ModelError as failed:
+            await self._keep(_failed(self.models[0], failed, started))
+            raise
         except Exception as exc:
             error = model_error(self.llm.litellm, exc, model=self.models[0])
             await self._keep(_failed(self.models[0], error, started))
@@ -325,7 +331,12 @@ class TaskModel:
                 kind=ModelErrorKind.OTHER,
                 model=self.models[0],
             )
-        message = self._script[self._turns].message(turn=self._turns)
+        scripted = self._script[self._turns]
+        if scripted.error is not None:  # a scripted provider failure, as litellm would map it
+            return ModelError(
+                f"scripted {scripted.error} error", kind=scripted.error, model=self.models[0]
+            )
+        message = scripted.message(turn=self._turns)
         litellm, model = self.llm.litellm, self.models[0]
         prompt = int(litellm.token_counter(model=model, messages=messages, tools=tools or None))
         answer = json.dumps([message["content"], message.get("tool_calls", [])])

@@ -18,7 +18,7 @@ from bot.task_states import TaskState
 log = structlog.get_logger("bosun.scheduler")
 
 RunTask = Callable[[Task], Coroutine[Any, Any, None]]
-OnWorkerLost = Callable[[Task, bool], Awaitable[None]]
+OnWorkerLost = Callable[[Task], Awaitable[None]]
 
 
 def lock_key(repo_full_name: str, branch: str) -> str:
@@ -141,10 +141,15 @@ class Scheduler:
         self._wake.set()
 
     async def _recover_lost_workers(self) -> None:
-        """Running tasks whose lease is gone: retry while attempts remain, else fail."""
+        """Running tasks whose lease is gone: `on_worker_lost` applies the failure policy;
+        without it, retry while attempts remain, else fail."""
         orphans = await asyncio.to_thread(self._store.orphaned_running_tasks)
         for task in orphans:
             if task.id is None or task.id in self._running:
+                continue
+            log.warning("worker lost", task_id=task.id, worker=task.worker_id)
+            if self._on_worker_lost is not None:
+                await self._on_worker_lost(task)
                 continue
             retry = task.attempts < task.max_attempts
             target = TaskState.QUEUED if retry else TaskState.FAILED
@@ -154,7 +159,6 @@ class Scheduler:
             )
             if not moved:
                 continue
-            log.warning("worker lost", task_id=task.id, retry=retry, worker=task.worker_id)
             await asyncio.to_thread(
                 self._store.audit,
                 actor="bosun",
@@ -164,8 +168,6 @@ class Scheduler:
                 task_id=task.id,
                 detail={"reason": reason, "attempts": task.attempts, "worker": task.worker_id},
             )
-            if self._on_worker_lost is not None:
-                await self._on_worker_lost(task, retry)
         await asyncio.to_thread(self._store.drop_expired_leases)
 
     async def run_forever(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 class Phase(enum.StrEnum):
     HELD = "held"
+    WAITING = "waiting"
     QUEUED = "queued"
     RUNNING = "running"
     PR_OPENED = "pr_opened"
@@ -19,6 +20,9 @@ class Phase(enum.StrEnum):
     RETRYING = "retrying"
     DONE = "done"
     ABANDONED = "abandoned"
+    ESCALATING = "escalating"
+    HANDED_OVER = "handed_over"
+    ROLLED_BACK = "rolled_back"
 
 
 CHECK_NAME = "bosun/task"
@@ -58,6 +62,8 @@ class StatusView:
     pr_number: int | None = None
     pr_url: str = ""
     facts: RunFacts = RunFacts()
+    mentions: tuple[str, ...] = ()  # the owners a hand-over calls on
+    undone: tuple[str, ...] = ()  # what a rollback took back
 
 
 def _duration(value: timedelta | None) -> str:
@@ -76,6 +82,9 @@ def cost_line(facts: RunFacts) -> str:
 
 HEADLINES = {
     Phase.HELD: "**Held** `{task}` until someone allows it: {reason}",
+    Phase.WAITING: "**Waiting**: `{task}` starts from the base branch once the pull request of "
+    "each task it depends on is merged for this issue. Still to merge: {reason}. "
+    "Remove the label to cancel.",
     Phase.QUEUED: "**Queued** `{task}` on branch `{branch}`, triggered by @{user}. "
     "Remove the label to cancel.",
     Phase.RUNNING: "**Running** `{task}` on branch `{branch}` (attempt {attempt} of {attempts}).",
@@ -85,7 +94,17 @@ HEADLINES = {
     Phase.RETRYING: "**`{task}` will be retried**: {reason}",
     Phase.DONE: "**Done**: `{task}`'s pull request #{pr} was merged.",
     Phase.ABANDONED: "**`{task}` was abandoned**: {reason}",
+    Phase.ESCALATING: "**`{task}` runs again on a stronger model**: {reason}",
+    Phase.HANDED_OVER: "**`{task}` needs a person**: {reason}",
+    Phase.ROLLED_BACK: "**`{task}` failed and was rolled back**: {reason}",
 }
+ENDED_PHASES = (
+    Phase.PR_OPENED,
+    Phase.FAILED,
+    Phase.CANCELLED,
+    Phase.HANDED_OVER,
+    Phase.ROLLED_BACK,
+)
 
 
 def status_comment(view: StatusView) -> str:
@@ -100,12 +119,34 @@ def status_comment(view: StatusView) -> str:
         reason=view.reason or "no reason recorded",
     )
     lines = [status_marker(issue_number=view.issue_number, task_name=view.task_name), headline]
-    if view.phase in (Phase.PR_OPENED, Phase.FAILED, Phase.CANCELLED) and facts.attempts:
+    if view.undone:
+        lines += ["", "Taken back:", *(f"- {item}" for item in view.undone)]
+    if view.mentions:
+        lines += ["", "Owners: " + " ".join(f"@{owner}" for owner in view.mentions)]
+    if view.phase in ENDED_PHASES and facts.attempts:
         lines += ["", f"Cost: {cost_line(facts)} · attempts {facts.attempts}"]
         if facts.audit_id is not None:
             lines[-1] += f" · audit {facts.audit_id}"
     lines += ["", "<sub>Bosun edits this comment as the task moves.</sub>"]
     return "\n".join(lines)
+
+
+def hand_over_comment(
+    *, task_name: str, reason: str, label: str, mentions: Sequence[str], branch: str
+) -> str:
+    """A new comment, so that the owners it mentions are notified (edits notify no one)."""
+    owners = " ".join(f"@{owner}" for owner in mentions) or "Maintainers"
+    return "\n".join(
+        [
+            f"{owners}: Bosun has stopped trying `{task_name}` and hands it to you.",
+            "",
+            f"Why: {reason}",
+            "",
+            f"The issue is labelled `{label}`. The branch `{branch}` is kept as the agent left "
+            "it, if it exists. Push to it, or comment `/bosun retry` (with any advice for the "
+            "agent below it) to run the task again.",
+        ]
+    )
 
 
 def pull_request_body(*, issue_number: int, task_name: str, summary: str, facts: RunFacts) -> str:

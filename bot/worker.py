@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -15,23 +15,34 @@ import structlog
 
 from bot.approvals import count_approvals, requesters
 from bot.clock import Clock
-from bot.config.models import Agent, Review, TaskSpec, route
+from bot.config.models import Agent, Failure, Review, TaskSpec, route
 from bot.config.prompt import render_prompt, with_review
 from bot.config.source import ConfigProvider, RepoConfig
 from bot.errors import BosunError, GitHubError
+from bot.failure_actions import FailureActions
+from bot.failures import Action, Attempts, FailureKind, RunFailure, decide
 from bot.github import GitHubClient, Repo
 from bot.llm import LLM, ModelCall
 from bot.paths import outside
-from bot.publish import READY_TITLE, Conclusion, Reporter, refused_paths, repo_of, view_of
+from bot.progress import ProgressWatch
+from bot.publish import (
+    READY_TITLE,
+    Conclusion,
+    Reporter,
+    refused_paths,
+    repo_of,
+    stored_facts,
+    view_of,
+)
 from bot.scheduler import lock_key
 from bot.store import Store
 from bot.store.tables import Task
 from bot.task_states import TaskState
 from bot.texts import Phase, RunFacts, pull_request_body
 from sandbox.backends import Backend, Limits
-from sandbox.runtime.builtin import AgentResult, run_agent
-from sandbox.runtime.script import ScriptedTurn
-from sandbox.workspace import Workspace, prepare
+from sandbox.runtime.builtin import AgentResult, AgentStatus, StepEvent, run_agent
+from sandbox.runtime.script import Script
+from sandbox.workspace import Workspace, WorkspaceError, prepare
 
 log = structlog.get_logger("bosun.worker")
 
@@ -58,12 +69,31 @@ class WorkerDeps:
     lease_ttl: float
     bot_name: str = "bosun[bot]"
     bot_email: str = "bosun[bot]@users.noreply.github.com"
-    script: Sequence[ScriptedTurn] | None = None
+    script: Script | None = None
     heartbeat: float = 1.0  # seconds between lease renewals and cancel checks
 
 
-class Refused(BosunError):
-    """The run ends without publishing, for a reason people should read."""
+class RunFailed(BosunError):
+    """The run failed in a known way; the failure policy decides what happens next."""
+
+    def __init__(self, kind: FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.failure = RunFailure(kind, message)
+
+
+class Refused(RunFailed):
+    """The run ends without publishing: the change broke a rule people should read about."""
+
+    def __init__(self, message: str, kind: FailureKind = FailureKind.REFUSED) -> None:
+        super().__init__(kind, message)
+
+
+# How the built-in agent's early stops map to failure kinds.
+_AGENT_STOPS = {
+    AgentStatus.ERROR: FailureKind.AGENT_ERROR,
+    AgentStatus.BUDGET: FailureKind.BUDGET,
+    AgentStatus.STEP_LIMIT: FailureKind.STEP_LIMIT,
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +106,14 @@ class _Plan:
     budget_usd: float
     protected: list[str]
     review: Review
+    failure: Failure
+
+
+@dataclass
+class _Run:
+    """What one run learned that its failure handling needs: the plan, once made."""
+
+    plan: _Plan | None = None
 
 
 class Worker:
@@ -83,6 +121,14 @@ class Worker:
 
     def __init__(self, deps: WorkerDeps) -> None:
         self._deps = deps
+        self._actions = FailureActions(
+            store=deps.store,
+            github=deps.github,
+            clock=deps.clock,
+            workspace_root=deps.workspace_root,
+            bot_name=deps.bot_name,
+            bot_email=deps.bot_email,
+        )
 
     async def run(self, task: Task) -> None:
         assert task.id is not None
@@ -92,21 +138,28 @@ class Worker:
         stop: list[str] = []
         keeper = asyncio.create_task(self._keep_lease(task.id, key, stop, asyncio.current_task()))
         bound = log.bind(task_id=task.id, repo=task.repo_full_name, task=task.task_name)
+        run = _Run()
+        failure: RunFailure | None = None
         try:
-            await self._attempt(task, repo, reporter)
+            await self._attempt(task, repo, reporter, run)
         except asyncio.CancelledError:
             if not stop:  # Bosun is stopping: give the attempt back, leave the task queued
                 await self._requeue(task)
                 raise
             if stop[0] == "cancel":
                 await self._finish(task, reporter, TaskState.CANCELLED, None, "cancelled")
-        except Refused as exc:
-            bound.info("task refused", reason=str(exc))
-            await self._finish(task, reporter, TaskState.FAILED, str(exc), "failure")
+        except RunFailed as exc:
+            bound.info("run failed", kind=exc.failure.kind.value, reason=str(exc))
+            failure = exc.failure
+        except GitHubError as exc:
+            bound.warning("run failed on a GitHub call", error=str(exc))
+            failure = RunFailure(FailureKind.GITHUB_ERROR, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
-            bound.exception("task failed")
-            reason = f"{type(exc).__name__}: {exc}"
-            await self._finish(task, reporter, TaskState.FAILED, reason, "failure")
+            bound.exception("run failed")
+            failure = RunFailure(FailureKind.INTERNAL, f"{type(exc).__name__}: {exc}")
+        try:
+            if failure is not None:
+                await self._failed(task, reporter, failure, run.plan)
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
@@ -133,10 +186,10 @@ class Worker:
                 run.cancel()
                 return
 
-    async def _attempt(self, task: Task, repo: Repo, reporter: Reporter) -> None:
+    async def _attempt(self, task: Task, repo: Repo, reporter: Reporter, run: _Run) -> None:
         assert task.id is not None
         issue = await self._deps.github.get_issue(repo=repo, number=task.issue_number)
-        plan = await self._plan(task, repo, issue)
+        plan = run.plan = await self._plan(task, repo, issue)
         started = self._deps.clock.monotonic()
         detail = {"attempt": task.attempts, "tier": plan.tier}
         audit_id = await self._audit(task, "task.started", detail)
@@ -164,7 +217,7 @@ class Worker:
             )
             if sha is None:
                 raise Refused("the agent finished without changing any file")
-            await asyncio.to_thread(workspace.push, token=token)
+            await self._push(task, workspace, token=token, sha=sha)
             await self._publish(task, reporter, issue, result, facts, sha, plan.review)
         finally:
             await _uncancellable(asyncio.to_thread(workspace.cleanup))
@@ -173,13 +226,17 @@ class Worker:
         config: RepoConfig = await self._deps.configs.at_commit(repo, task.config_sha or "")
         spec = config.tasks.get(task.task_name)
         if spec is None or config.unusable:
-            raise Refused(f"`{task.task_name}` is not a valid task at config {task.config_sha}")
+            raise Refused(
+                f"`{task.task_name}` is not a valid task at config {task.config_sha}",
+                FailureKind.INVALID_TASK,
+            )
         policy = config.policy
         labels = [
             str(label.get("name") if isinstance(label, dict) else label)
             for label in issue.get("labels") or []
         ]
-        tier = route(
+        tier = task.tier if task.tier in policy.models.tiers else None  # an escalation's choice
+        tier = tier or route(
             policy,
             task_type=spec.task_type,
             labels=labels,
@@ -187,6 +244,10 @@ class Worker:
             issue_chars=len(str(issue.get("body") or "")),
             task_tier=spec.tier,
         )
+        if not task.escalated and task.id is not None:  # the policy says how many attempts
+            allowed = 1 + policy.failure.retry.attempts
+            await asyncio.to_thread(self._deps.store.update_task, task.id, max_attempts=allowed)
+            task.max_attempts = allowed
         return _Plan(
             tier=tier,
             repo=repo,
@@ -196,6 +257,7 @@ class Worker:
             budget_usd=spec.budget_usd or policy.budgets.per_task_usd,
             protected=list(policy.protected_paths),
             review=policy.review,
+            failure=policy.failure,
         )
 
     async def _run_agent(
@@ -210,16 +272,32 @@ class Worker:
         )
         if task.review_context:
             prompt = with_review(prompt, task.review_context)
+        script = self._deps.script
         model = self._deps.llm.for_task(
             models=plan.models,
             budget_usd=plan.budget_usd,
             spent_usd=task.cost_usd,
             record=self._recorder(task),
-            script=self._deps.script,
+            script=None if script is None else script.for_attempt(task.attempts),
         )
         limits = plan.agent.limits
-        async with asyncio.timeout(limits.wall_seconds):
-            return await run_agent(
+        clock = self._deps.clock
+        watch = ProgressWatch(
+            rules=plan.failure.stuck,
+            started=clock.monotonic(),
+            fingerprint=await asyncio.to_thread(workspace.fingerprint),
+        )
+
+        async def on_step(event: StepEvent) -> None:
+            fingerprint = await asyncio.to_thread(workspace.fingerprint)
+            stuck = watch.step(
+                calls=event.call_keys, fingerprint=fingerprint, now=clock.monotonic()
+            )
+            if stuck is not None:
+                raise RunFailed(FailureKind.STUCK, stuck)
+
+        agent = asyncio.ensure_future(
+            run_agent(
                 model=model,
                 system_prompt=SYSTEM_PROMPT,
                 task_prompt=prompt,
@@ -233,13 +311,50 @@ class Worker:
                     wall_seconds=float(limits.wall_seconds),
                 ),
                 max_steps=limits.max_steps,
+                on_step=on_step,
+            )
+        )
+        try:
+            return await self._watch(agent, watch, wall_seconds=float(limits.wall_seconds))
+        finally:
+            if not agent.done():
+                agent.cancel()
+                await asyncio.gather(agent, return_exceptions=True)
+
+    async def _watch(
+        self, agent: asyncio.Future[AgentResult], watch: ProgressWatch, *, wall_seconds: float
+    ) -> AgentResult:
+        """The agent's result, or a failure when it outlives its wall clock or goes silent."""
+        clock = self._deps.clock
+        deadline = watch.started + wall_seconds
+        while True:
+            now = clock.monotonic()
+            left = deadline - now
+            silence = watch.silence_left(now)
+            wait = left if silence is None else min(left, silence)
+            if wait > 0:
+                done, _ = await asyncio.wait({agent}, timeout=wait)
+                if done:
+                    return agent.result()
+                continue
+            if left <= 0:
+                raise RunFailed(
+                    FailureKind.SANDBOX_TIMEOUT,
+                    f"the run passed its wall-clock limit of {wall_seconds:.0f}s",
+                )
+            raise RunFailed(
+                FailureKind.STUCK,
+                f"no step finished for {watch.rules.silent_seconds}s (a hung tool or model call)",
             )
 
     @staticmethod
     def _judge(result: AgentResult, changed: list[str], plan: _Plan) -> None:
         """Refuse to publish what the agent should not have done, or did not finish."""
-        if result.status != "finished":
-            raise Refused(f"the agent stopped early ({result.status}): {result.summary[:500]}")
+        if result.status != AgentStatus.FINISHED:
+            raise RunFailed(
+                _AGENT_STOPS.get(result.status, FailureKind.AGENT_ERROR),
+                f"the agent stopped early ({result.status}): {result.summary[:500]}",
+            )
         refused = refused_paths(changed, plan.protected)
         if refused:
             listed = ", ".join(f"`{path}`" for path in refused[:20])
@@ -248,6 +363,83 @@ class Worker:
         if stray:
             listed = ", ".join(f"`{path}`" for path in stray[:20])
             raise Refused(f"nothing was pushed: the change leaves the task's scope: {listed}")
+
+    async def _push(self, task: Task, workspace: Workspace, *, token: str, sha: str) -> None:
+        """Push the agent's commit, remembering the branch head before it for a rollback."""
+        assert task.id is not None
+        before = await self._remote_head(task) or workspace.base_sha
+        try:
+            await asyncio.to_thread(workspace.push, token=token)
+        except WorkspaceError as exc:
+            raise RunFailed(FailureKind.PUSH_REFUSED, str(exc)[:1000]) from exc
+        await asyncio.to_thread(
+            self._deps.store.update_task, task.id, pushed_from_sha=before, pushed_sha=sha
+        )
+
+    async def _failed(
+        self, task: Task, reporter: Reporter, failure: RunFailure, plan: _Plan | None
+    ) -> None:
+        """Apply the failure policy to this run's failure: retry, escalate, or end the task."""
+        assert task.id is not None
+        fresh = await asyncio.to_thread(self._deps.store.task, task.id) or task
+        policy = plan.failure if plan is not None else await self._failure_policy(fresh)
+        tier_used = plan.tier if plan is not None else fresh.tier
+        decision = decide(policy, failure.kind, _attempts_of(fresh, tier_used))
+        lease = self._lease_of(task)
+
+        async def end_run(state: TaskState, fields: dict[str, Any]) -> bool:
+            assert task.id is not None
+            store = self._deps.store
+            return await asyncio.to_thread(store.finish_run, task.id, state, **lease, **fields)
+
+        ended = await self._actions.apply(
+            fresh, failure, decision, policy, end_run=end_run, actor_detail=self._who()
+        )
+        if ended and decision.action in (Action.HAND_OVER, Action.ABANDON):
+            await self._failure_check_run(fresh, reporter)
+
+    async def recover_lost(self, task: Task) -> None:
+        """A worker died under `task` (its lease lapsed): the failure policy decides again."""
+        assert task.id is not None
+        policy = await self._failure_policy(task)
+        failure = RunFailure(
+            FailureKind.WORKER_LOST, f"worker {task.worker_id} stopped renewing its lease"
+        )
+        decision = decide(policy, failure.kind, _attempts_of(task, task.tier))
+        store = self._deps.store
+
+        async def end_run(state: TaskState, fields: dict[str, Any]) -> bool:
+            assert task.id is not None
+            return await asyncio.to_thread(
+                store.transition, task.id, TaskState.RUNNING, state, **fields
+            )
+
+        await self._actions.apply(
+            task, failure, decision, policy, end_run=end_run, actor_detail=self._who()
+        )
+
+    async def _failure_policy(self, task: Task) -> Failure:
+        """The failure policy at the task's config; the defaults if that config is unusable."""
+        try:
+            config = await self._deps.configs.at_commit(repo_of(task), task.config_sha or "")
+        except Exception:  # the policy decides what to do next; a broken config decides nothing
+            log.warning("no usable config for the failure policy", task_id=task.id)
+            return Failure()
+        return Failure() if config.unusable else config.policy.failure
+
+    async def _failure_check_run(self, task: Task, reporter: Reporter) -> None:
+        """A failed `bosun/task` on the branch's head, when the branch exists."""
+        with contextlib.suppress(GitHubError):
+            head = await self._remote_head(task)
+            if head is not None:
+                fresh = await asyncio.to_thread(self._deps.store.task, task.id or 0) or task
+                facts = await asyncio.to_thread(stored_facts, self._deps.store, fresh)
+                await reporter.check_run(
+                    head_sha=head, conclusion="failure", title="Task failed", facts=facts
+                )
+
+    def _who(self) -> dict[str, str]:
+        return {"worker": self._deps.holder, "sandbox": self._deps.backend_name}
 
     async def _publish(
         self,
@@ -333,13 +525,13 @@ class Worker:
         phase = Phase.CANCELLED if state == TaskState.CANCELLED else Phase.FAILED
         with contextlib.suppress(GitHubError):
             await reporter.status(view_of(fresh, phase=phase, facts=facts))
-            head = await self._remote_head(reporter, fresh)
+            head = await self._remote_head(fresh)
             if head is not None:
                 await reporter.check_run(
                     head_sha=head, conclusion=conclusion, title=f"Task {state.value}", facts=facts
                 )
 
-    async def _remote_head(self, reporter: Reporter, task: Task) -> str | None:
+    async def _remote_head(self, task: Task) -> str | None:
         """The branch's head on GitHub, if the branch exists there (a re-run or a PR task)."""
         try:
             return await self._deps.github.get_branch_sha(repo=repo_of(task), branch=task.branch)
@@ -347,15 +539,6 @@ class Worker:
             if exc.status_code == 404:
                 return None
             raise
-
-    async def report_lost(self, task: Task, retried: bool) -> None:
-        """Say on the issue that a worker died under this task, and what happens next."""
-        reporter = Reporter(
-            github=self._deps.github, store=self._deps.store, repo=repo_of(task), task=task
-        )
-        phase = Phase.RETRYING if retried else Phase.FAILED
-        with contextlib.suppress(GitHubError):
-            await reporter.status(view_of(task, phase=phase, facts=self._facts_now(task)))
 
     async def _requeue(self, task: Task) -> None:
         assert task.id is not None
@@ -428,7 +611,7 @@ class Worker:
             repo_full_name=task.repo_full_name,
             config_sha=task.config_sha,
             task_id=task.id,
-            detail={"worker": self._deps.holder, "sandbox": self._deps.backend_name, **detail},
+            detail={**self._who(), **detail},
         )
 
 
@@ -443,6 +626,15 @@ async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:
     except asyncio.CancelledError:
         await future
         raise
+
+
+def _attempts_of(task: Task, tier_used: str | None) -> Attempts:
+    return Attempts(
+        made=task.attempts,
+        allowed=task.max_attempts,
+        tier_used=tier_used,
+        escalated=task.escalated,
+    )
 
 
 def _one_line(text: str) -> str:

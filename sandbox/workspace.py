@@ -62,6 +62,20 @@ class Workspace:
         untracked = self._git("ls-files", "--others", "--exclude-standard", "-z")
         return sorted({path for path in f"{tracked}\0{untracked}".split("\0") if path})
 
+    def fingerprint(self) -> str:
+        """An id of the working tree's whole content (untracked files included): equal ids,
+        equal trees. It stages everything, as `commit` would."""
+        self._git("add", "--all")
+        return self._git("write-tree")
+
+    def revert(
+        self, *, from_sha: str, to_sha: str, message: str, author_name: str, author_email: str
+    ) -> str | None:
+        """Commit the undoing of `from_sha..to_sha` on top of the branch; None if nothing
+        was left to undo. A conflict raises `WorkspaceError`: people must sort it out."""
+        self._git("revert", "--no-commit", "--no-edit", f"{from_sha}..{to_sha}")
+        return self.commit(message=message, author_name=author_name, author_email=author_email)
+
     def commit(self, *, message: str, author_name: str, author_email: str) -> str | None:
         """Stage everything and commit as the given identity; None when nothing changed."""
         self._git("add", "--all")

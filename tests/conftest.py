@@ -16,7 +16,7 @@ from bot.store import Store
 from tests.databases import postgres_database, truncate_all
 from tests.fakeclock import FakeClock
 
-pytest_plugins = ["tests.github_fixtures", "tests.sandbox_fixtures"]
+pytest_plugins = ["tests.github_fixtures", "tests.sandbox_fixtures", "tests.loop_fixtures"]
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ RATE_LIMIT = 5000
 DOCS = "https://docs.github.com/rest"
 WEB = "https://github.com"
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
+MERGE_METHODS = ("merge", "squash", "rebase")
 CHECK_STATUSES = ("queued", "in_progress", "completed")
 CHECK_CONCLUSIONS = (
     "action_required",
@@ -128,6 +129,7 @@ class FakePull:
     merged_at: datetime | None = None
     merged_by: str | None = None
     reviews: list[FakeReview] = field(default_factory=list)
+    merge_method: str | None = None  # how the merge endpoint was asked to merge it
 
     @property
     def head_owner(self) -> str:
@@ -166,6 +168,19 @@ class FakeCheckRun:
     details_url: str | None
     output: dict[str, str | None]
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    app_slug: str = APP_SLUG  # another App's run, such as a CI's, names that App
+
+
+@dataclass(frozen=True)
+class FakeStatus:
+    """A commit status, as CI systems set them (POST /repos/{owner}/{repo}/statuses/{sha})."""
+
+    id: int
+    sha: str
+    state: str  # error, failure, pending, success
+    context: str
+    description: str | None
+    created_at: datetime
 
 
 @dataclass
@@ -362,6 +377,7 @@ class FakeRepo:
     pulls: dict[int, FakePull] = field(default_factory=dict)
     check_runs: dict[int, FakeCheckRun] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
+    statuses: list[FakeStatus] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -376,7 +392,8 @@ class FakeGitHub:
 
     Start it once with `start()`; `reset()` forgets every repository, token and script.
     Seed with `add_repo` (`git=True` for a real bare repository behind it), `set_file`,
-    `add_branch`, `set_permission`, `add_issue`, `add_pull`, `add_comment`; assert on
+    `add_branch`, `set_permission`, `add_issue`, `add_pull`, `add_comment`, another App's
+    `add_check_run`, a CI's `add_status`; assert on
     `comments`, `labels`, `reactions`, `pulls`, `check_runs`, `branches`, `branch_files`,
     `requests`; script failures with `fail_next`.
     """
@@ -663,6 +680,49 @@ class FakeGitHub:
         with self._lock:
             return [dict(a) for a in self._repo(owner, name).check_runs[check_run_id].annotations]
 
+    def add_check_run(
+        self,
+        owner: str,
+        name: str,
+        head_sha: str,
+        *,
+        check_name: str = "ci/test",
+        status: str = "completed",
+        conclusion: str | None = "success",
+        app: str = "ci",
+    ) -> int:
+        """A check run of another App (a CI, by default) on `head_sha`; returns its id."""
+        with self._lock:
+            now = self.now()
+            run = FakeCheckRun(
+                id=next(self._ids),
+                name=check_name,
+                head_sha=head_sha,
+                status=status,
+                conclusion=conclusion if status == "completed" else None,
+                started_at=now,
+                completed_at=now if status == "completed" else None,
+                external_id=None,
+                details_url=None,
+                output={"title": None, "summary": None, "text": None},
+                app_slug=app,
+            )
+            self._repo(owner, name).check_runs[run.id] = run
+            return run.id
+
+    def merge_method(self, owner: str, name: str, number: int) -> str | None:
+        """How the pull request was merged through the API (None: it was not)."""
+        with self._lock:
+            return self._repo(owner, name).pulls[number].merge_method
+
+    def add_status(
+        self, owner: str, name: str, sha: str, *, state: str, context: str = "ci/build"
+    ) -> None:
+        """A commit status on `sha`; a later one of the same context replaces it."""
+        with self._lock:
+            status = FakeStatus(next(self._ids), sha, state, context, None, self.now())
+            self._repo(owner, name).statuses.append(status)
+
     def add_comment(
         self, owner: str, name: str, issue_number: int, body: str, *, user: str = "octocat"
     ) -> int:
@@ -734,6 +794,7 @@ class FakeGitHub:
         app.router.add_get(repo + "/pulls/{number:\\d+}", self._get_pull)
         app.router.add_get(repo + "/pulls/{number:\\d+}/files", self._list_pull_files)
         app.router.add_patch(repo + "/pulls/{number:\\d+}", self._update_pull)
+        app.router.add_put(repo + "/pulls/{number:\\d+}/merge", self._merge_pull)
         app.router.add_get(repo + "/pulls/{number:\\d+}/reviews", self._list_reviews)
         app.router.add_get(
             repo + "/pulls/{number:\\d+}/reviews/{review_id:\\d+}/comments",
@@ -742,6 +803,7 @@ class FakeGitHub:
         app.router.add_post(repo + "/check-runs", self._create_check_run)
         app.router.add_patch(repo + "/check-runs/{check_run_id:\\d+}", self._update_check_run)
         app.router.add_get(repo + "/commits/{ref:.+}/check-runs", self._list_check_runs)
+        app.router.add_get(repo + "/commits/{ref:.+}/status", self._combined_status)
         return app
 
     @web.middleware
@@ -1129,6 +1191,41 @@ class FakeGitHub:
             self._set_state(issue, state)
             return web.json_response(self._pull_json(repo, pull))
 
+    async def _merge_pull(self, request: web.Request) -> web.Response:
+        """Merge as GitHub does, refused unless the pull request is open, ready and at `sha`.
+
+        The base branch takes the head's files as one new commit, whatever the method. A head
+        that lacks commits of its base is refused as not mergeable, as branch protection
+        that wants branches up to date refuses it.
+        """
+        # https://docs.github.com/en/rest/pulls/pulls#merge-a-pull-request
+        payload = await _json(request) or {}
+        if not isinstance(payload, dict):
+            raise Answer(400, "Problems parsing JSON")
+        if payload.get("merge_method", "merge") not in MERGE_METHODS:
+            raise Answer(422, "Validation Failed", errors=[_invalid("PullRequest", "merge_method")])
+        with self._lock:
+            repo, pull = self._visible_pull(request)
+            issue = repo.issues[pull.number]
+            head_sha, base_sha = self._head_sha(repo, pull), self._base_sha(repo, pull)
+            if issue.state != "open" or pull.draft:
+                raise Answer(405, "Pull Request is not mergeable")
+            if payload.get("sha", head_sha) != head_sha:
+                raise Answer(409, "Head branch was modified. Review and try the merge again.")
+            tree = repo.commits.tree(head_sha)
+            if tree is None:  # a fork's head: its commits are not here to merge
+                merge_sha = self._made_up_sha()
+            elif repo.commits.ahead(head_sha, base_sha):
+                raise Answer(405, "Pull Request is not mergeable")
+            else:
+                title = payload.get("commit_title") or f"{issue.title} (#{pull.number})"
+                merge_sha = self._commit(repo, pull.base_ref, dict(tree), message=str(title))
+            pull.merged_at, pull.merged_by = self.now(), BOT_LOGIN
+            pull.merge_method = str(payload.get("merge_method", "merge"))
+            self._set_state(issue, "closed")
+        merged = {"sha": merge_sha, "merged": True, "message": "Pull Request successfully merged"}
+        return web.json_response(merged)
+
     async def _create_check_run(self, request: web.Request) -> web.Response:
         # https://docs.github.com/en/rest/checks/runs#create-a-check-run
         payload = await _json(request)
@@ -1190,7 +1287,7 @@ class FakeGitHub:
                 if run.head_sha == (sha or ref)
                 and query.get("check_name", run.name) == run.name
                 and query.get("status", run.status) == run.status
-                and query.get("app_id", str(self._app_id())) == str(self._app_id())
+                and query.get("app_id", str(self._run_app_id(run))) == str(self._run_app_id(run))
             ]
             if query.get("filter", "latest") == "latest":
                 latest = {run.name: run for run in reversed(runs)}
@@ -1200,6 +1297,39 @@ class FakeGitHub:
         return _paged(
             request, url, chosen, lambda page: {"total_count": len(chosen), "check_runs": page}
         )
+
+    async def _combined_status(self, request: web.Request) -> web.Response:
+        """The latest status of each context on a commit, rolled into one state."""
+        # https://docs.github.com/en/rest/commits/statuses#get-the-combined-status-for-a-specific-reference
+        with self._lock:
+            repo = self._visible_repo(request)
+            ref = request.match_info["ref"]
+            sha = self._resolve(repo, ref) or (ref if self._known_commit(repo, ref) else None)
+            if sha is None:
+                raise Answer(404, f"No commit found for SHA: {ref}")
+            latest = {status.context: status for status in repo.statuses if status.sha == sha}
+            statuses = sorted(latest.values(), key=lambda status: status.id)
+            states = {status.state for status in statuses}
+            # "failure if any of the contexts report as error or failure; pending if there
+            # are no statuses or a context is pending; success if ... all contexts" are.
+            if states & {"error", "failure"}:
+                state = "failure"
+            elif not statuses or "pending" in states:
+                state = "pending"
+            else:
+                state = "success"
+            api = f"{self._api}/repos/{repo.full_name}"
+            combined = {
+                "state": state,
+                "sha": sha,
+                "total_count": len(statuses),
+                "repository": self._repository_json(repo),
+                "commit_url": f"{api}/commits/{sha}",
+                "url": f"{api}/commits/{sha}/status",
+            }
+            chosen = [self._status_json(repo, status) for status in statuses]
+        url = f"{api}/commits/{quote(ref, safe='')}/status"
+        return _paged(request, url, chosen, lambda page: combined | {"statuses": page})
 
     # State
 
@@ -1336,6 +1466,9 @@ class FakeGitHub:
     def _app_id(self) -> int:
         return int(self.app_id) if self.app_id.isdigit() else 1
 
+    def _run_app_id(self, run: FakeCheckRun) -> int:
+        return self._app_id() if run.app_slug == APP_SLUG else _stable_id(run.app_slug)
+
     def _new_comment(
         self, repo: FakeRepo, issue_number: int, body: str, *, user: str, via_app: bool
     ) -> FakeComment:
@@ -1395,6 +1528,33 @@ class FakeGitHub:
             "updated_at": created,
             "permissions": {"checks": "write", "contents": "write", "issues": "write"},
             "events": ["issues", "issue_comment", "pull_request", "pull_request_review"],
+        }
+
+    def _other_app(self, run: FakeCheckRun) -> dict[str, Any]:
+        """The App behind another App's check run, such as a CI."""
+        slug = run.app_slug
+        return self._app_json() | {
+            "id": self._run_app_id(run),
+            "slug": slug,
+            "node_id": f"A_{slug}",
+            "client_id": f"Iv1.{slug}",
+            "name": slug,
+            "html_url": f"{WEB}/apps/{slug}",
+        }
+
+    def _status_json(self, repo: FakeRepo, status: FakeStatus) -> dict[str, Any]:
+        created = _timestamp(status.created_at)
+        return {
+            "id": status.id,
+            "node_id": f"SC_{status.id}",
+            "state": status.state,
+            "context": status.context,
+            "description": status.description,
+            "target_url": None,
+            "avatar_url": None,
+            "url": f"{self._api}/repos/{repo.full_name}/statuses/{status.sha}",
+            "created_at": created,
+            "updated_at": created,
         }
 
     def _comment_json(self, repo: FakeRepo, comment: FakeComment) -> dict[str, Any]:
@@ -1664,7 +1824,7 @@ class FakeGitHub:
             },
             "name": run.name,
             "check_suite": {"id": _stable_id(f"{repo.full_name}:{run.head_sha}")},
-            "app": self._app_json(),
+            "app": self._app_json() if run.app_slug == APP_SLUG else self._other_app(run),
             "pull_requests": [
                 self._pull_minimal(repo, pull)
                 for pull in repo.pulls.values()

@@ -152,6 +152,6 @@ def test_a_killed_worker_task_completes_exactly_once_after_restart(
     assert len(fake_github.comments("acme", "app", 12)) == 1
     assert store.leases() == []
     actions = [r.action for r in store.audit_records(repo_full_name="acme/app")]
-    assert actions.count("task.requeued") == 1 and actions.count("task.pr_opened") == 1
+    assert actions.count("task.retry") == 1 and actions.count("task.pr_opened") == 1
     store.close()
     assert prism_violations() == []

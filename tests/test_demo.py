@@ -14,5 +14,5 @@ def test_the_demo_opens_a_pull_request_in_the_real_sandbox(sandbox_user: str) ->
     assert "sandbox: bubblewrap" in output
     assert "-    return a - b\n+    return a + b" in output
     assert "=== check run bosun/task: success" in output
-    assert "**Pull request #2 is ready for review** for `fix-bug`." in output
+    assert "**Pull request #2 is ready for review** for `fix-bug`." in output, output
     assert "demo finished: the task ended pr_open" in output

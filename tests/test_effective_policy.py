@@ -153,6 +153,33 @@ def test_repo_may_require_more_review_but_not_less() -> None:
     assert [problem.col for problem in found.problems] == [10, 48]
 
 
+def test_the_orgs_merge_method_and_kept_branches_bind_the_repo() -> None:
+    """A merge method the org writes is the one used; without one the repo picks. A repo may
+    keep its closed pull requests' branches, and may not delete them where the org keeps them."""
+    keeps = ORG.replace("counts: maintain\n", "counts: maintain\n  delete_branch_on_close: false\n")
+    repo = REPO_BASE + "review: {merge_method: rebase, delete_branch_on_close: true}\n"
+    chosen = merged(repo, keeps)
+    assert (chosen.policy.review.merge_method, chosen.origins["review.merge_method"]) == (
+        "rebase",
+        "repo",
+    )
+    assert chosen.policy.review.delete_branch_on_close is False
+    assert messages(chosen) == [
+        ".bosun/policy.yaml:10:32: review.delete_branch_on_close: the org keeps the branches of "
+        f"closed pull requests (org ceiling: {ORG_FILE}:26)"
+    ]
+
+    merges = ORG.replace("counts: maintain\n", "counts: maintain\n  merge_method: merge\n")
+    repo = REPO_BASE + "review: {merge_method: squash, delete_branch_on_close: false}\n"
+    bound = merged(repo, merges)
+    assert bound.policy.review.merge_method == "merge"
+    assert bound.policy.review.delete_branch_on_close is False
+    assert messages(bound) == [
+        ".bosun/policy.yaml:10:10: review.merge_method: 'squash' is not the org's merge method "
+        f"'merge' (org ceiling: {ORG_FILE}:26)"
+    ]
+
+
 def test_repo_agent_stays_within_the_orgs_agent() -> None:
     """A repo agent may not widen the network, exceed limits or add tools beyond the org's."""
     text = REPO_BASE.replace(
@@ -260,6 +287,7 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
         "limits": {"memory_mb": draw(st.integers(64, 4096)), "max_steps": draw(st.integers(1, 99))},
     }
     quota = st.none() | st.integers(1, 20)
+    auto_merge = draw(st.booleans())  # and then at least one approval, as the model requires
     return {
         "version": 1,
         "triggers": {"min_permission": least, "ok_to_run_permission": ok},
@@ -273,9 +301,11 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
         "locks": {"path_claims": draw(st.booleans())},
         "protected_paths": draw(st.lists(st.sampled_from(GLOBS), unique=True)),
         "review": {
-            "required_approvals": draw(st.integers(0, 3)),
+            "required_approvals": draw(st.integers(1 if auto_merge else 0, 3)),
             "counts": draw(st.sampled_from(PERMISSIONS)),
-            "auto_merge": draw(st.booleans()),
+            "auto_merge": auto_merge,
+            "merge_method": draw(st.sampled_from(["merge", "squash", "rebase"])),
+            "delete_branch_on_close": draw(st.booleans()),
         },
         "failure": {"retry": {"attempts": draw(st.integers(0, 3))}},
     }
@@ -308,6 +338,8 @@ def test_effective_policy_is_never_looser_than_the_org(
     assert policy.review.required_approvals >= ceiling.review.required_approvals
     assert policy.review.counts >= ceiling.review.counts
     assert policy.review.auto_merge <= ceiling.review.auto_merge
+    assert policy.review.merge_method == ceiling.review.merge_method  # the org writes one here
+    assert policy.review.delete_branch_on_close <= ceiling.review.delete_branch_on_close
     assert policy.locks.path_claims >= ceiling.locks.path_claims
     assert policy.failure.retry.attempts <= ceiling.failure.retry.attempts
     widest = max(NETWORK.index(agent.network) for agent in ceiling.agents.values())

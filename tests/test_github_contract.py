@@ -17,6 +17,7 @@ from bot.github import (
     CheckConclusion,
     CheckStatus,
     GitHubClient,
+    MergeMethod,
     PullState,
     Repo,
 )
@@ -26,6 +27,7 @@ from tests.fakeclock import FakeClock
 from tests.fakegithub import FakeGitHub
 
 Violations = Callable[[], list[str]]
+SQUASH = MergeMethod.SQUASH
 
 
 @pytest.fixture
@@ -200,6 +202,47 @@ async def test_check_run_calls_conform(
     )
     [run] = fake_github.check_runs("acme", "widgets", head_sha=sha)
     assert (run["status"], run["conclusion"]) == ("completed", "cancelled")
+    assert prism_violations() == []
+
+
+async def test_merge_and_what_it_waits_for_conform(
+    github_via_prism: GitHubClient,
+    fake_github: FakeGitHub,
+    prism_violations: Violations,
+) -> None:
+    """Every App's check runs over several pages, the combined status with and without
+    statuses, and a merge refused (head moved, already merged) and done match the description."""
+    github = github_via_prism
+    repo = fake_github.add_repo(
+        "acme", "gears", installation_id=7, files={"README.md": b"# gears\n"}, git=True
+    )
+    fake_github.add_branch("acme", "gears", "bosun/fix/1")
+    sha = fake_github.set_file("acme", "gears", "fix.py", b"fixed\n", branch="bosun/fix/1")
+    number = fake_github.add_pull("acme", "gears", head="bosun/fix/1", user="bosun[bot]")
+    for n in range(101):
+        fake_github.add_check_run("acme", "gears", sha, check_name=f"ci/{n}", conclusion="success")
+    fake_github.add_check_run("acme", "gears", sha, check_name="ci/0", conclusion="failure")
+
+    runs = await github.list_check_runs(repo=repo, ref=sha)
+    assert len(runs) == 101
+    assert {run["app"]["slug"] for run in runs} == {"ci"}
+    assert next(r for r in runs if r["name"] == "ci/0")["conclusion"] == "failure"
+    empty = await github.combined_status(repo=repo, ref=sha)
+    assert (empty["state"], empty["total_count"]) == ("pending", 0)
+    fake_github.add_status("acme", "gears", sha, state="success")
+    status = await github.combined_status(repo=repo, ref=sha)
+    assert (status["state"], status["total_count"]) == ("success", 1)
+
+    with pytest.raises(GitHubError) as moved:
+        await github.merge_pull(repo=repo, number=number, sha="0" * 40, merge_method=SQUASH)
+    assert moved.value.status_code == 409
+    merged = await github.merge_pull(repo=repo, number=number, sha=sha, merge_method=SQUASH)
+    assert merged["merged"] is True
+    assert fake_github.branch_sha("acme", "gears", "main") == merged["sha"]
+    assert fake_github.branch_files("acme", "gears", "main")["fix.py"] == b"fixed\n"
+    with pytest.raises(GitHubError) as again:
+        await github.merge_pull(repo=repo, number=number, sha=sha, merge_method=SQUASH)
+    assert again.value.status_code == 405
     assert prism_violations() == []
 
 

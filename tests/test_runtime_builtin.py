@@ -15,7 +15,13 @@ from bot.llm import LLM, ModelCall
 from sandbox.backends import BubblewrapBackend, Limits
 from sandbox.runtime.builtin import AgentStatus, StepEvent, run_agent
 from sandbox.runtime.model import ModelClient, ModelErrorKind, ModelTurn
-from sandbox.runtime.script import ScriptedTurn, ScriptError, load_script, parse_script
+from sandbox.runtime.script import (
+    ScriptedTurn,
+    ScriptError,
+    load_script,
+    parse_attempts,
+    parse_script,
+)
 from sandbox.runtime.tools import TOOL_NAMES
 
 MODEL = "gpt-4o-mini"
@@ -248,7 +254,7 @@ def test_a_script_file_loads_as_turns(tmp_path: Path) -> None:
         )
     )
 
-    turns = load_script(path)
+    turns = load_script(path).for_attempt(1)
 
     assert turns[1] == ScriptedTurn(content="done")
     assert turns[0].message(turn=0) == {
@@ -289,3 +295,29 @@ def test_a_script_that_is_not_json_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ScriptError, match=r"script\.json"):
         load_script(path)
+
+
+def test_a_script_can_play_each_attempt_differently_and_script_model_errors() -> None:
+    """Retries replay the script; `attempts` gives each attempt its own turns, the last list
+    playing again for later attempts, and an error turn fails that call with its kind."""
+    script = parse_attempts({"attempts": [[{"error": "provider"}], [{"content": "done"}]]})
+
+    assert script.for_attempt(1) == [ScriptedTurn(error=ModelErrorKind.PROVIDER)]
+    assert script.for_attempt(2) == [ScriptedTurn(content="done")]
+    assert script.for_attempt(7) == [ScriptedTurn(content="done")]
+    assert parse_attempts([{"content": "x"}]).for_attempt(3) == [ScriptedTurn(content="x")]
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"attempts": []}, "non-empty list of lists"),
+        ({"attempts": [[{"content": "x"}]], "more": 1}, "only 'attempts'"),
+        ({"attempts": [[{"content": "x"}], [{"say": 1}]]}, "attempt 2: turn 0"),
+        ([{"error": "meltdown"}], "a kind of: auth"),
+        ([{"error": "provider", "content": "x"}], "an error turn is"),
+    ],
+)
+def test_a_malformed_attempts_script_is_refused(data: object, problem: str) -> None:
+    with pytest.raises(ScriptError, match=problem):
+        parse_attempts(data)

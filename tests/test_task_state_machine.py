@@ -9,14 +9,17 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from bot.dependencies import WaitingTask, ready_to_release, stranded_by, unmet_dependencies
 from bot.errors import IllegalTransition
 from bot.scheduler import lock_key
 from bot.store import NewTask, Store
+from bot.store.tables import Task
 from bot.task_states import ACTIVE_TASK_STATES, TRANSITIONS, TaskState
 from tests.fakeclock import FakeClock
 
-ISSUES = st.integers(1, 3)
+ISSUES = st.integers(1, 2)
 TASK_NAMES = st.sampled_from(["fix", "docs"])
+DEPENDS_ON = {"fix": (), "docs": ("fix",)}  # docs runs once the issue's fix has merged
 WORKERS = st.sampled_from(["w1", "w2"])
 TTL = 30.0
 
@@ -29,6 +32,7 @@ class TaskLife(RuleBasedStateMachine):
         self.store = Store.connect(f"sqlite:///{Path(self.dir.name) / 'b.db'}", clock=self.clock)
         self.store.migrate()
         self.deliveries = 0
+        self.tampered: set[int] = set()  # issues a stray write reached past the handlers
 
     def teardown(self) -> None:
         self.store.close()
@@ -40,9 +44,34 @@ class TaskLife(RuleBasedStateMachine):
                 return task.id
         return None
 
+    def _unmet(self, issue: int, name: str) -> list[str]:
+        return unmet_dependencies(DEPENDS_ON[name], self.store.tasks_for_issue("acme/app", issue))
+
+    def _waiting(self, issue_tasks: list[Task]) -> list[WaitingTask]:
+        return [
+            WaitingTask(task.id, task.task_name, DEPENDS_ON[task.task_name])
+            for task in issue_tasks
+            if task.state == TaskState.WAITING and task.id is not None
+        ]
+
+    def _release_waiting(self, issue: int) -> None:
+        """What the handlers do after a merge."""
+        tasks = self.store.tasks_for_issue("acme/app", issue)
+        for task in ready_to_release(self._waiting(tasks), tasks):
+            self.store.transition(task.task_id, TaskState.WAITING, TaskState.QUEUED)
+
+    def _cancel_stranded(self, ended: Task) -> None:
+        """What the handlers do after an abandon or a cancel."""
+        tasks = self.store.tasks_for_issue("acme/app", ended.issue_number)
+        for stranded in stranded_by(ended, self._waiting(tasks), tasks):
+            self.store.transition(stranded.task.task_id, TaskState.WAITING, TaskState.CANCELLED)
+
     @rule(issue=ISSUES, name=TASK_NAMES, permitted=st.booleans())
     def label(self, issue: int, name: str, permitted: bool) -> None:
         self.deliveries += 1
+        state = TaskState.WAITING if self._unmet(issue, name) else TaskState.QUEUED
+        if not permitted:
+            state = TaskState.HELD
         self.store.create_task(
             NewTask(
                 installation_id=1,
@@ -55,18 +84,21 @@ class TaskLife(RuleBasedStateMachine):
                 trigger_delivery_id=f"d-{self.deliveries}",
                 config_sha=None,
             ),
-            state=TaskState.QUEUED if permitted else TaskState.HELD,
+            state=state,
         )
 
     @rule(issue=ISSUES, name=TASK_NAMES)
     def unlabel(self, issue: int, name: str) -> None:
-        self.store.request_cancel("acme/app", issue, name, reason="label removed")
+        ended = self.store.request_cancel("acme/app", issue, name, reason="label removed")
+        if ended is not None:
+            self._cancel_stranded(ended)
 
     @rule(issue=ISSUES, name=TASK_NAMES)
     def ok_to_run(self, issue: int, name: str) -> None:
         task_id = self._task(issue, name, TaskState.HELD)
         if task_id is not None:
-            self.store.transition(task_id, TaskState.HELD, TaskState.QUEUED)
+            target = TaskState.WAITING if self._unmet(issue, name) else TaskState.QUEUED
+            self.store.transition(task_id, TaskState.HELD, target)
 
     @rule(issue=ISSUES, name=TASK_NAMES, worker=WORKERS)
     def claim(self, issue: int, name: str, worker: str) -> None:
@@ -101,8 +133,34 @@ class TaskLife(RuleBasedStateMachine):
     def pull_request_closes(self, issue: int, name: str, merged: bool) -> None:
         task_id = self._task(issue, name, TaskState.PR_OPEN)
         if task_id is not None:
-            end = TaskState.DONE if merged else TaskState.ABANDONED
-            self.store.transition(task_id, TaskState.PR_OPEN, end)
+            self._close_pull_request(task_id, merged=merged)
+
+    @rule(pick=st.integers(0, 5), worker=WORKERS, merged=st.booleans())
+    def a_queued_task_runs_through_to_its_pull_request_closing(
+        self, pick: int, worker: str, merged: bool
+    ) -> None:
+        """Any queued task, the whole way at once, so that merges and releases happen often."""
+        queued = self.store.queued_tasks(limit=6)
+        if not queued:
+            return
+        task = queued[pick % len(queued)]
+        assert task.id is not None
+        key = lock_key("acme/app", task.branch)
+        if self.store.claim_task(task.id, lock_key=key, holder=worker, ttl=TTL) is None:
+            return
+        if self.store.finish_run(task.id, TaskState.PR_OPEN, lock_key=key, holder=worker):
+            self._close_pull_request(task.id, merged=merged)
+
+    def _close_pull_request(self, task_id: int, *, merged: bool) -> None:
+        end = TaskState.DONE if merged else TaskState.ABANDONED
+        if not self.store.transition(task_id, TaskState.PR_OPEN, end):
+            return
+        ended = self.store.task(task_id)
+        assert ended is not None
+        if merged:
+            self._release_waiting(ended.issue_number)
+        else:
+            self._cancel_stranded(ended)
 
     @rule(issue=ISSUES, name=TASK_NAMES, state=st.sampled_from(list(TaskState)))
     def a_stray_write_is_refused_unless_legal(
@@ -113,6 +171,7 @@ class TaskLife(RuleBasedStateMachine):
             if task.task_name != name or task.id is None:
                 continue
             legal = (TaskState(task.state), target) in TRANSITIONS
+            self.tampered.add(issue)
             try:
                 self.store.transition(task.id, TaskState(task.state), target)
             except IllegalTransition:
@@ -130,6 +189,13 @@ class TaskLife(RuleBasedStateMachine):
             if state in ACTIVE_TASK_STATES:
                 assert (task.issue_number, task.task_name) not in active
                 active.add((task.issue_number, task.task_name))
+
+    @invariant()
+    def a_task_waits_only_while_a_dependency_is_unmerged(self) -> None:
+        """Every merge releases what it completes; only a stray write can strand a task."""
+        for task in self.store.tasks("acme/app"):
+            if task.state == TaskState.WAITING and task.issue_number not in self.tampered:
+                assert self._unmet(task.issue_number, task.task_name), f"task {task.id} stuck"
 
     @invariant()
     def no_finished_task_holds_a_lock_and_no_branch_has_two(self) -> None:

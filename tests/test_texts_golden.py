@@ -19,6 +19,7 @@ from bot.texts import (
     RunFacts,
     StatusView,
     check_run_summary,
+    hand_over_comment,
     pull_request_body,
     status_comment,
     status_table,
@@ -59,6 +60,14 @@ TEXTS = {
     "status-held": status_comment(
         view(Phase.HELD, reason="@trinity has **triage** permission, and that is not enough.")
     ),
+    "status-waiting": status_comment(
+        view(
+            Phase.WAITING,
+            task_name="add-tests",
+            branch="bosun/add-tests/12",
+            reason="`fix-bug`, `update-docs`",
+        )
+    ),
     "status-queued": status_comment(view(Phase.QUEUED)),
     "status-running": status_comment(view(Phase.RUNNING)),
     "status-pr-opened": status_comment(view(Phase.PR_OPENED, pr_number=34)),
@@ -66,7 +75,41 @@ TEXTS = {
         view(Phase.FAILED, reason="nothing was pushed: the change touches protected paths")
     ),
     "status-cancelled": status_comment(view(Phase.CANCELLED, reason="label removed by @alice")),
-    "status-retrying": status_comment(view(Phase.RETRYING, reason="worker lost; retrying")),
+    "status-retrying": status_comment(
+        view(
+            Phase.RETRYING,
+            reason="agent error: the model failed: gpt-4o-mini: rate_limit. Attempt 1 of 2 "
+            "failed; the next starts in 1m 00s.",
+        )
+    ),
+    "status-escalating": status_comment(
+        view(
+            Phase.ESCALATING,
+            reason="stuck: the worktree did not change for 20 steps. Its retries are used up; "
+            "one more run on the `large` tier.",
+        )
+    ),
+    "status-handed-over": status_comment(
+        view(
+            Phase.HANDED_OVER,
+            reason="step limit: stopped after 50 steps without a final answer. Handed to people.",
+            mentions=("maya", "acme/platform-leads"),
+        )
+    ),
+    "status-rolled-back": status_comment(
+        view(
+            Phase.ROLLED_BACK,
+            reason="push refused: git push failed: pre-receive hook declined. Rolled back.",
+            undone=("pull request #34 closed", "branch `bosun/fix-bug/12` deleted"),
+        )
+    ),
+    "hand-over": hand_over_comment(
+        task_name="fix-bug",
+        reason="budget spent: the task's budget of $2.00 is spent. Handed to people.",
+        label="bosun/needs-human",
+        mentions=("maya", "acme/platform-leads"),
+        branch="bosun/fix-bug/12",
+    ),
     "status-done": status_comment(view(Phase.DONE, pr_number=34)),
     "status-abandoned": status_comment(
         view(Phase.ABANDONED, reason="pull request #34 closed by @bob")

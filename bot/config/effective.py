@@ -395,7 +395,30 @@ class _Merge:
                 looser=lambda r, o: r and not o,
                 message=lambda r, o: "the org does not allow auto_merge",
             ),
+            "merge_method": self.merge_method(org.merge_method, repo.merge_method),
+            # Deleting a branch is something Bosun does: a repo may forbid it, never allow
+            # it where the org forbids it.
+            "delete_branch_on_close": self.pick(
+                ("review", "delete_branch_on_close"),
+                org.delete_branch_on_close,
+                repo.delete_branch_on_close,
+                looser=lambda r, o: r and not o,
+                message=lambda r, o: "the org keeps the branches of closed pull requests",
+            ),
         }
+
+    def merge_method(self, org: str, repo: str) -> str:
+        """The org's merge method where the org writes one (its history rule); else the repo's."""
+        loc = ("review", "merge_method")
+        if loc not in self.org.document.positions:
+            return repo if self.written(loc) else org
+        return self.pick(
+            loc,
+            org,
+            repo,
+            looser=lambda r, o: r != o,
+            message=lambda r, o: f"'{r}' is not the org's merge method '{o}'",
+        )
 
     def failure(self, tiers: Mapping[str, object]) -> dict[str, Any]:
         org, repo = self.org.model.failure, self.repo.model.failure
@@ -413,6 +436,14 @@ class _Merge:
                     ("failure", "retry", "attempts"), org.retry.attempts, retry.attempts
                 ),
                 "backoff_seconds": retry.backoff_seconds,
+                "backoff_multiplier": retry.backoff_multiplier,
+            },
+            # A lower threshold stops a stuck run sooner: the org's values are ceilings.
+            "stuck": {
+                key: self.lowest(
+                    ("failure", "stuck", key), getattr(org.stuck, key), getattr(repo.stuck, key)
+                )
+                for key in type(org.stuck).model_fields
             },
             "then": chosen["then"],
             "escalate": escalate,

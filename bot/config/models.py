@@ -353,6 +353,25 @@ class Review(ConfigModel):
     auto_merge: bool = False
     """Merge the pull request once its approvals and checks are in; off: people merge."""
 
+    merge_method: Literal["merge", "squash", "rebase"] = "squash"
+    """How Bosun merges when `auto_merge` is on: a merge commit, one squashed commit, or the
+    commits rebased onto the base branch."""
+
+    delete_branch_on_close: bool = True
+    """Delete the agent's own `bosun/` branch when its pull request is closed unmerged; a
+    branch of a person's pull request is never deleted."""
+
+    @model_validator(mode="after")
+    def _auto_merge_needs_approval(self) -> Self:
+        # Bosun merges only what people have approved.
+        if self.auto_merge and self.required_approvals == 0:
+            raise located(
+                ("auto_merge",),
+                "auto_merge_unapproved",
+                "needs required_approvals of at least 1: Bosun merges only after a person approves",
+            )
+        return self
+
 
 class Retry(ConfigModel):
     """How a failed run is tried again."""
@@ -361,7 +380,25 @@ class Retry(ConfigModel):
     """Retries after the first attempt (1: two attempts in all)."""
 
     backoff_seconds: int = Field(default=60, ge=0, le=86_400)
-    """Wait before each retry."""
+    """Wait before the first retry."""
+
+    backoff_multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
+    """Each later retry waits this many times longer than the one before it."""
+
+
+class Stuck(ConfigModel):
+    """When a run that makes no progress is stopped as stuck (and then handled as a failure).
+
+    Each check is off when unset."""
+
+    repeated_tool_calls: int | None = Field(default=3, ge=2, le=100)
+    """The agent made the same tool call (same tool, same arguments) this many times in a row."""
+
+    steps_without_change: int | None = Field(default=20, ge=1, le=1000)
+    """This many model turns in a row left the worktree exactly as it was."""
+
+    silent_seconds: int | None = Field(default=600, ge=1, le=86_400)
+    """No model turn finished for this long (a hung tool or model call)."""
 
 
 class Escalate(ConfigModel):
@@ -384,10 +421,14 @@ class Failure(ConfigModel):
     retry: Retry = Retry()
     """Retries before the final action."""
 
+    stuck: Stuck = Stuck()
+    """When a run that makes no progress counts as failed."""
+
     then: Literal["escalate", "abandon", "rollback"] = "escalate"
-    """After the last retry: `escalate` (hand to people, see `escalate`), `abandon` (fail
-    the task, keep its branch), `rollback` (fail the task, delete its branch and close its
-    pull request)."""
+    """After the last retry: `escalate` (one more run on `escalate.tier` if set, then hand
+    to people), `abandon` (fail the task, release its locks, keep its branch), `rollback`
+    (fail the task, close its pull request, delete its branch; on a person's pull request,
+    revert what Bosun pushed instead)."""
 
     escalate: Escalate = Escalate()
     """How to hand over when `then` is escalate."""
@@ -525,8 +566,9 @@ class TaskSpec(ConfigModel):
     `sandbox: bubblewrap`); any worker when empty."""
 
     depends_on: list[Name] = []
-    """Tasks (by name, under `.bosun/tasks/`) that must have opened their pull request for
-    the same issue before this task runs; every one must exist, and no cycles."""
+    """Tasks (by name, under `.bosun/tasks/`) whose pull request for the same issue must be
+    merged before this task runs, so that it starts from a base branch with their change;
+    until then it waits. Every one must exist, and no cycles."""
 
     @field_validator("prompt")
     @classmethod

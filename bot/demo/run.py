@@ -18,7 +18,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.app import STORE, create_app
+from bot.app import SCHEDULER, STORE, create_app
 from bot.clock import SystemClock
 from bot.demo.forge import Forge
 from bot.demo.sample import DEMO_ISSUE, REPO_FILES, SCRIPT
@@ -105,6 +105,7 @@ async def run_demo(*, workdir: Path, sandbox: str, say: Say) -> DemoResult:
         status = await deliver(f"http://127.0.0.1:{port}/webhook", "issues", payload)
         say(f"bosun answered {status}")
         task = await wait_for_task(app[STORE], number)
+        await runs_finished(app)
         show(forge, number, say)
         say(f"\nwhere the data lives: {workdir}")
         say(f"  store        {workdir / 'bosun.db'}")
@@ -137,6 +138,16 @@ async def wait_for_task(store: Store, number: int) -> Any:
             return done[-1]
         await asyncio.sleep(0.2)
     raise TimeoutError(f"the task did not finish within {TIMEOUT_S:.0f} s")
+
+
+async def runs_finished(app: web.Application) -> None:
+    """Wait for the worker to finish its last writes (status comment, check run)."""
+    scheduler = app.get(SCHEDULER)
+    deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+    while scheduler is not None and scheduler.running:
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"the worker did not finish within {TIMEOUT_S:.0f} s")
+        await asyncio.sleep(0.1)
 
 
 def show(forge: Forge, number: int, say: Say) -> None:

@@ -9,16 +9,20 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.commands import Command, Malformed, Verb, help_text, parse_comment
+from bot.commands import Command, Malformed, Verb, help_text, parse_comment, without_command
 from bot.config.models import Permission, permission_at_least
 from bot.config.source import RepoConfig
+from bot.dependencies import named
 from bot.errors import PayloadError
+from bot.failure_actions import hand_over
 from bot.github import Repo
 from bot.handlers.context import HandlerContext
 from bot.handlers.labels import Target, cancel_active_tasks, queue_request
+from bot.handlers.reviews import REVIEW_CONTEXT_LIMIT, review_context
+from bot.handlers.waiting import depends_on_of, unmet_for_issue
 from bot.publish import Reporter, view_of
 from bot.store.tables import Task
-from bot.task_states import TaskState
+from bot.task_states import ACTIVE_TASK_STATES, TaskState
 from bot.texts import Phase, status_table
 
 router = routing.Router()
@@ -124,26 +128,109 @@ async def run_task(request: Request) -> None:
 
 
 async def retry_task(request: Request) -> None:
-    """Run the issue's most recent task again, once it is no longer queued or running."""
-    ctx = request.ctx
-    repo = request.repo
-    config = request.config
-    sender = request.sender
-    data = request.data
-    number = _number(data.get("issue") or {})
-    tasks = await asyncio.to_thread(ctx.store.tasks_for_issue, repo.full_name, number)
-    if not tasks or tasks[-1].state in (TaskState.HELD, TaskState.QUEUED, TaskState.RUNNING):
-        github, _ = ctx.require_github()
-        await github.create_comment(
-            repo=repo,
-            issue_number=number,
-            body="Nothing to retry: this issue has no finished task, or one is still active.",
+    """Run the last task again once it has ended, on its branch; on a pull request, with the
+    latest "changes requested" review and the rest of the retry comment as quoted context."""
+    last = await _last_finished_task(request, verb="retry")
+    if last is None:
+        return
+    context = await _retry_context(request)
+    await queue_request(
+        request.ctx,
+        request.repo,
+        request.config,
+        task_name=last.task_name,
+        sender=request.sender,
+        target=_target_of(last),
+        review_context=context,
+    )
+
+
+async def escalate_task(request: Request) -> None:
+    """The next rung of the policy's escalation ladder, now: one run on the escalation tier
+    if the last run was not on it, else hand the task to people (label and mention)."""
+    last = await _last_finished_task(request, verb="escalate")
+    if last is None:
+        return
+    failure = request.config.policy.failure
+    tier = failure.escalate.tier
+    if tier is not None and last.tier != tier:
+        await queue_request(
+            request.ctx,
+            request.repo,
+            request.config,
+            task_name=last.task_name,
+            sender=request.sender,
+            target=_target_of(last),
+            review_context=last.review_context,
+            tier=tier,
         )
         return
-    target = await _target(ctx, repo, data)
-    await queue_request(
-        ctx, repo, config, task_name=tasks[-1].task_name, sender=sender, target=target
+    github, _ = request.ctx.require_github()
+    reason = f"@{request.sender} asked for people to take over"
+    await hand_over(github, last, failure.escalate, reason=reason)
+    await request.ctx.audit(
+        "task.hand_over",
+        actor=request.sender,
+        repo=request.repo,
+        config_sha=request.config.sha,
+        detail={"label": failure.escalate.label, "mention": list(failure.escalate.mention)},
+        task_id=last.id,
     )
+
+
+async def _last_finished_task(request: Request, *, verb: str) -> Task | None:
+    """The most recent task of this issue, or of this pull request (its own tasks and those
+    of the issue whose agent opened it); None, with a reply, when it is still active."""
+    ctx, repo = request.ctx, request.repo
+    number = _number(request.data.get("issue") or {})
+    tasks = await asyncio.to_thread(ctx.store.tasks_for_issue, repo.full_name, number)
+    if "pull_request" in (request.data.get("issue") or {}):
+        tasks += await asyncio.to_thread(ctx.store.tasks_for_pull, repo.full_name, number)
+    # A waiting task has not run: what to act on is what it waits on, such as a failed fix.
+    by_id = {task.id: task for task in tasks if task.state != TaskState.WAITING}
+    ordered = [by_id[key] for key in sorted(key for key in by_id if key is not None)]
+    if ordered and ordered[-1].state not in ACTIVE_TASK_STATES:
+        return ordered[-1]
+    github, _ = ctx.require_github()
+    await github.create_comment(
+        repo=repo,
+        issue_number=number,
+        body=f"Nothing to {verb}: no task has finished here, or one is still active "
+        "(`/bosun cancel` stops it).",
+    )
+    return None
+
+
+def _target_of(task: Task) -> Target:
+    """Where a task ran: its issue or pull request, its branch."""
+    return Target(task.issue_number, task.is_pull_request, task.base_branch, task.branch)
+
+
+async def _retry_context(request: Request) -> str | None:
+    """What people asked for with a retry: the text around the command, and on a pull request
+    the latest "changes requested" review with its inline comments."""
+    parts = []
+    extra = without_command(str((request.data.get("comment") or {}).get("body") or ""))
+    if extra:
+        parts.append(f"Comment by @{request.sender} with the retry:\n{extra}")
+    issue = request.data.get("issue") or {}
+    if "pull_request" in issue:
+        github, _ = request.ctx.require_github()
+        number = _number(issue)
+        reviews = await github.list_reviews(repo=request.repo, number=number)
+        asked = [
+            review
+            for review in reviews
+            if str(review.get("state") or "").upper() == "CHANGES_REQUESTED"
+            and (review.get("user") or {}).get("type") != "Bot"
+        ]
+        if asked:
+            latest = asked[-1]
+            comments = await github.list_review_comments(
+                repo=request.repo, number=number, review_id=int(latest["id"])
+            )
+            parts.append(review_context(latest, comments))
+    return "\n\n".join(parts)[:REVIEW_CONTEXT_LIMIT] or None
 
 
 async def cancel_tasks(request: Request) -> None:
@@ -169,21 +256,25 @@ async def show_status(request: Request) -> None:
 
 
 async def release_held(request: Request) -> None:
-    """`/bosun ok-to-run`: the held requests of this issue are queued, under the releaser's name."""
+    """`/bosun ok-to-run`: the held requests of this issue are queued, under the releaser's name;
+    those whose dependencies have not merged yet go on to wait for them."""
     ctx = request.ctx
     repo = request.repo
     config = request.config
     sender = request.sender
     data = request.data
-    github, _ = ctx.require_github()
+    github, configs = ctx.require_github()
     number = _number(data.get("issue") or {})
     released: list[Task] = []
     for task in await asyncio.to_thread(ctx.store.active_tasks, repo.full_name, number):
         if task.state != TaskState.HELD or task.id is None:
             continue
+        depends_on = await depends_on_of(configs, repo, task)
+        unmet = await unmet_for_issue(ctx, repo, number, depends_on)
+        target = TaskState.WAITING if unmet else TaskState.QUEUED
         reason = f"released by @{sender}"
         moved = await asyncio.to_thread(
-            ctx.store.transition, task.id, TaskState.HELD, TaskState.QUEUED, reason=reason
+            ctx.store.transition, task.id, TaskState.HELD, target, reason=reason
         )
         if moved:
             await ctx.audit(
@@ -191,16 +282,19 @@ async def release_held(request: Request) -> None:
                 actor=sender,
                 repo=repo,
                 config_sha=config.sha,
-                detail={"issue": number},
+                detail={"issue": number, **({"waits_for": unmet} if unmet else {})},
                 task_id=task.id,
             )
             fresh = await asyncio.to_thread(ctx.store.task, task.id) or task
             reporter = Reporter(github=github, store=ctx.store, repo=repo, task=fresh)
-            await reporter.status(view_of(fresh, phase=Phase.QUEUED))
+            if unmet:
+                await reporter.status(view_of(fresh, phase=Phase.WAITING, reason=named(unmet)))
+            else:
+                await reporter.status(view_of(fresh, phase=Phase.QUEUED))
             released.append(fresh)
-    if released:
+    if any(task.state == TaskState.QUEUED for task in released):
         ctx.wake_scheduler()
-    else:
+    if not released:
         await github.create_comment(
             repo=repo, issue_number=number, body="Nothing is held on this issue."
         )
@@ -212,6 +306,7 @@ COMMANDS: dict[Verb, Callable[[Request], Awaitable[None]]] = {
     Verb.CANCEL: cancel_tasks,
     Verb.STATUS: show_status,
     Verb.OK_TO_RUN: release_held,
+    Verb.ESCALATE: escalate_task,
 }
 
 

@@ -12,9 +12,11 @@ from gidgethub import routing, sansio
 
 from bot.config.models import permission_at_least
 from bot.config.source import RepoConfig
+from bot.dependencies import named
 from bot.errors import GitHubError, PayloadError
 from bot.github import Repo
 from bot.handlers.context import HandlerContext
+from bot.handlers.waiting import cancel_stranded_tasks, unmet_for_issue
 from bot.publish import Reporter, view_of
 from bot.store import NewTask
 from bot.store.tables import Task
@@ -118,12 +120,16 @@ async def queue_request(
     sender: str,
     target: Target,
     review_context: str | None = None,
+    tier: str | None = None,
 ) -> Task | None:
-    """Queue a task someone asked for, or hold it when they are below the trigger permission.
+    """Queue a task someone asked for, or hold it when they are below the trigger permission,
+    or, when a task it depends on has not had its pull request merged for this issue yet,
+    keep it waiting for that.
 
     A request that cannot be honoured at all (unknown or broken task, bad config, a fork)
     gets one comment saying why, and an audit record. `review_context` is a reviewer's
-    requested changes, handed to a re-run of the agent.
+    requested changes, handed to a re-run of the agent. `tier` (from `/bosun escalate`) runs
+    it once on that model tier, without retries.
     """
     github, _ = ctx.require_github()
     detail: dict[str, Any] = {"issue": target.number, "task": task_name}
@@ -142,6 +148,10 @@ async def queue_request(
         return None
     actual = await github.permission_of(repo=repo, username=sender)
     permitted = permission_at_least(actual, config.policy.triggers.min_permission)
+    # Held wins: nobody has allowed the request yet, whatever its dependencies.
+    depends_on = tuple(config.tasks[task_name].depends_on)
+    unmet = await unmet_for_issue(ctx, repo, target.number, depends_on) if permitted else []
+    state = TaskState.HELD if not permitted else TaskState.WAITING if unmet else TaskState.QUEUED
     task = await asyncio.to_thread(
         ctx.store.create_task,
         NewTask(
@@ -156,23 +166,34 @@ async def queue_request(
             trigger_delivery_id=ctx.delivery_id,
             config_sha=config.sha,
             review_context=review_context,
+            tier=tier,
+            escalated=tier is not None,
+            max_attempts=1 if tier is not None else NewTask.max_attempts,
         ),
-        state=TaskState.QUEUED if permitted else TaskState.HELD,
+        state=state,
     )
     if task is None:
         return None
-    action = "task.queued" if permitted else "task.held"
     detail |= {"branch": task.branch, "permission": actual}
+    if unmet:
+        detail["waits_for"] = unmet
     await ctx.audit(
-        action, actor=sender, repo=repo, config_sha=config.sha, detail=detail, task_id=task.id
+        f"task.{state.value}",
+        actor=sender,
+        repo=repo,
+        config_sha=config.sha,
+        detail=detail,
+        task_id=task.id,
     )
     reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
-    if permitted:
-        await reporter.status(view_of(task, phase=Phase.QUEUED))
-        ctx.wake_scheduler()
-    else:
+    if state == TaskState.HELD:
         reason = _held_reason(config, sender=sender, actual=actual)
         await reporter.status(view_of(task, phase=Phase.HELD, reason=reason))
+    elif state == TaskState.WAITING:
+        await reporter.status(view_of(task, phase=Phase.WAITING, reason=named(unmet)))
+    else:
+        await reporter.status(view_of(task, phase=Phase.QUEUED))
+        ctx.wake_scheduler()
     return task
 
 
@@ -218,6 +239,10 @@ async def _cancel_task(event: sansio.Event, ctx: HandlerContext, number: int) ->
     if task.state == TaskState.CANCELLED:
         reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
         await reporter.status(view_of(task, phase=Phase.CANCELLED))
+    # A running task asked to stop is as good as cancelled for the tasks waiting on it.
+    await cancel_stranded_tasks(
+        ctx, repo, task, actor=sender, how=f"was cancelled ({task.reason or 'label removed'})"
+    )
 
 
 class Refusal:
@@ -278,7 +303,9 @@ def _default_branch(data: dict[str, Any]) -> str:
 async def cancel_active_tasks(
     ctx: HandlerContext, repo: Repo, number: int, *, actor: str, reason: str
 ) -> None:
-    """Cancel an issue's held and queued tasks, ask its running ones to stop; say so."""
+    """Cancel an issue's held, waiting and queued tasks, ask its running ones to stop; say so.
+
+    Every task of the issue goes, so no waiting task is left behind by a dependency."""
     for active in await asyncio.to_thread(ctx.store.active_tasks, repo.full_name, number):
         task = await asyncio.to_thread(
             ctx.store.request_cancel, repo.full_name, number, active.task_name, reason=reason

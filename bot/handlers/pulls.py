@@ -11,7 +11,9 @@ from bot.errors import GitHubError, PayloadError
 from bot.github import Repo
 from bot.handlers.context import HandlerContext
 from bot.handlers.labels import cancel_active_tasks
+from bot.handlers.waiting import cancel_stranded_tasks, release_ready_tasks
 from bot.publish import Reporter, view_of
+from bot.store.tables import Task
 from bot.task_states import TaskState
 from bot.texts import Phase
 
@@ -20,7 +22,8 @@ router = routing.Router()
 
 @router.register("pull_request", action="closed")
 async def finish_tasks_of_closed_pull_request(event: sansio.Event, ctx: HandlerContext) -> None:
-    """Merged: the tasks behind the PR are done. Closed unmerged: they are abandoned."""
+    """Merged: the tasks behind the PR are done, and the tasks waiting on them may go.
+    Closed unmerged: they are abandoned, and the tasks waiting on them cancelled."""
     pull = event.data.get("pull_request") or {}
     number = pull.get("number")
     if not isinstance(number, int):
@@ -32,7 +35,12 @@ async def finish_tasks_of_closed_pull_request(event: sansio.Event, ctx: HandlerC
     reason = f"pull request #{number} {'merged' if merged else 'closed'} by @{sender}"
     tasks = await asyncio.to_thread(ctx.store.tasks_for_pull, repo.full_name, number)
     for task in tasks:
-        if task.id is None or task.state != TaskState.PR_OPEN:
+        if task.id is None or task.state not in (TaskState.PR_OPEN, target):
+            continue
+        if task.state == target:
+            # An earlier attempt at this delivery got this far and failed after: finish the
+            # waiting tasks' part, which is safe to repeat.
+            await _move_waiting_tasks(ctx, repo, task, merged=merged, actor=sender, why=reason)
             continue
         moved = await asyncio.to_thread(
             ctx.store.transition, task.id, TaskState.PR_OPEN, target, reason=reason
@@ -53,12 +61,23 @@ async def finish_tasks_of_closed_pull_request(event: sansio.Event, ctx: HandlerC
             reporter = Reporter(github=ctx.github, store=ctx.store, repo=repo, task=fresh)
             with contextlib.suppress(GitHubError):
                 await reporter.status(view_of(fresh, phase=phase))
+        await _move_waiting_tasks(ctx, repo, task, merged=merged, actor=sender, why=reason)
     ctx.wake_scheduler()
+
+
+async def _move_waiting_tasks(
+    ctx: HandlerContext, repo: Repo, ended: Task, *, merged: bool, actor: str, why: str
+) -> None:
+    """Merged: release what waited on `ended`. Closed unmerged: cancel what waited on it."""
+    if merged:
+        await release_ready_tasks(ctx, repo, ended, actor=actor)
+    else:
+        await cancel_stranded_tasks(ctx, repo, ended, actor=actor, how=f"was abandoned ({why})")
 
 
 @router.register("issues", action="closed")
 async def cancel_tasks_of_closed_issue(event: sansio.Event, ctx: HandlerContext) -> None:
-    """Closing an issue stops its held, queued and running tasks."""
+    """Closing an issue stops its held, waiting, queued and running tasks."""
     issue = event.data.get("issue") or {}
     number = issue.get("number")
     if not isinstance(number, int):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, text, update
+from sqlalchemy import bindparam, delete, func, or_, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -70,6 +70,8 @@ class NewTask:
     max_attempts: int = 2
     priority: int = 0
     review_context: str | None = None
+    tier: str | None = None  # a model tier chosen by escalation, instead of routing
+    escalated: bool = False
 
 
 _TASK = Task.__table__  # type: ignore[attr-defined]
@@ -277,7 +279,7 @@ class Store:
             return task
 
     def active_tasks(self, repo_full_name: str, issue_number: int) -> list[Task]:
-        """An issue's held, queued and running tasks, oldest first."""
+        """An issue's held, waiting, queued and running tasks, oldest first."""
         return self._tasks_where(
             Task.repo_full_name == repo_full_name,
             Task.issue_number == issue_number,
@@ -294,6 +296,14 @@ class Store:
         """Tasks whose pull request is this one: opened by an agent, or a PR's own tasks."""
         return self._tasks_where(
             Task.repo_full_name == repo_full_name, col(Task.pr_number) == pr_number
+        )
+
+    def open_pull_tasks_at(self, repo_full_name: str, head_sha: str) -> list[Task]:
+        """Tasks whose pull request is open with `head_sha` as the agent's last push."""
+        return self._tasks_where(
+            Task.repo_full_name == repo_full_name,
+            col(Task.state) == TaskState.PR_OPEN,
+            col(Task.head_sha) == head_sha,
         )
 
     def _tasks_where(self, *conditions: Any) -> list[Task]:
@@ -316,7 +326,7 @@ class Store:
             task = self._active_task(session, repo_full_name, issue_number, task_name)
         if task is None or task.id is None:
             return None
-        if task.state in (TaskState.HELD, TaskState.QUEUED):
+        if task.state in (TaskState.HELD, TaskState.WAITING, TaskState.QUEUED):
             if self.transition(task.id, TaskState(task.state), TaskState.CANCELLED, reason=reason):
                 return self.task(task.id)
             return self.request_cancel(repo_full_name, issue_number, task_name, reason=reason)
@@ -409,6 +419,7 @@ class Store:
                 session.exec(
                     select(Task)
                     .where(col(Task.state) == TaskState.QUEUED)
+                    .where(self._due())
                     .order_by(col(Task.priority).desc(), col(Task.id))
                     .limit(limit)
                 ).all()
@@ -419,11 +430,16 @@ class Store:
         query = (
             sa_select(col(Task.id), col(Task.repo_full_name), col(Task.branch))
             .where(col(Task.state) == TaskState.QUEUED)
+            .where(self._due())
             .order_by(col(Task.priority).desc(), col(Task.id))
             .limit(limit)
         )
         with self._translated(), self.engine.connect() as connection:
             return [(row[0] or 0, row[1], row[2]) for row in connection.execute(query)]
+
+    def _due(self) -> Any:
+        """Queued tasks whose retry backoff is over (or that never failed)."""
+        return or_(col(Task.not_before).is_(None), col(Task.not_before) <= self.clock.now())
 
     def running_tasks(self) -> list[Task]:
         with self._session() as session:

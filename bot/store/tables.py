@@ -83,6 +83,15 @@ class Task(SQLModel, table=True):
     check_run_id: int | None = Field(default=None, sa_type=BigInteger)
     # A reviewer's "changes requested" (body and inline comments) for the agent to address.
     review_context: str | None = Field(default=None)
+    # The failure policy's marks: when a retry may start, the tier an escalation chose,
+    # whether the task was escalated, and the kind of its last failure.
+    not_before: datetime | None = _timestamp(nullable=True)
+    tier: str | None = Field(default=None, max_length=64)
+    escalated: bool = Field(default=False)
+    failure_kind: str | None = Field(default=None, max_length=32)
+    # What Bosun pushed for the task (branch head before and after), so a rollback can undo it.
+    pushed_from_sha: str | None = Field(default=None, max_length=64)
+    pushed_sha: str | None = Field(default=None, max_length=64)
     cost_usd: float = Field(default=0.0)
     tokens_in: int = Field(default=0)
     tokens_out: int = Field(default=0)

@@ -11,7 +11,13 @@ from sandbox.runtime.model import (
     ModelTurn,
     ToolCall,
 )
-from sandbox.runtime.script import ScriptedCall, ScriptedTurn, ScriptError, load_script
+from sandbox.runtime.script import (
+    Script,
+    ScriptedCall,
+    ScriptedTurn,
+    ScriptError,
+    load_script,
+)
 from sandbox.runtime.tools import Toolbox, tool_schemas
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "ModelError",
     "ModelErrorKind",
     "ModelTurn",
+    "Script",
     "ScriptError",
     "ScriptedCall",
     "ScriptedTurn",

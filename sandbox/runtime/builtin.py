@@ -39,6 +39,7 @@ class StepEvent:
     tool_calls: tuple[str, ...]
     failed_calls: int
     files_changed: tuple[str, ...]
+    call_keys: tuple[str, ...] = ()  # each call as `name(arguments)`, to spot repetition
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class _Session:
             tool_calls=names,
             failed_calls=failed,
             files_changed=tuple(self.toolbox.changed),
+            call_keys=tuple(f"{call.name}({call.arguments})" for call in turn.tool_calls),
         )
 
     def step_limit_summary(self, max_steps: int) -> str:

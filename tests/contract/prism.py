@@ -49,9 +49,11 @@ OPERATIONS = frozenset(
         "pulls/list-comments-for-review",
         "pulls/create",
         "pulls/update",
+        "pulls/merge",
         "checks/list-for-ref",
         "checks/create",
         "checks/update",
+        "repos/get-combined-status-for-ref",
     }
 )
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})

@@ -1,0 +1,253 @@
+"""Carrying out the failure policy's decision: state, audit record, then what people see.
+
+The worker calls it when a run fails; the scheduler's recovery calls it when a worker is
+lost. The state change comes first and is conditional (`end_run`): whoever loses that race
+does nothing more, so a failure is acted on once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bot.clock import Clock
+from bot.config.models import Escalate, Failure
+from bot.errors import GitHubError
+from bot.failures import Action, Decision, RunFailure, describe
+from bot.github import GitHubClient, PullState
+from bot.publish import Reporter, repo_of, stored_facts, view_of
+from bot.store import Store
+from bot.store.tables import Task
+from bot.task_states import TaskState
+from bot.texts import Phase, hand_over_comment
+from sandbox.backends.base import SandboxError
+from sandbox.workspace import prepare
+
+log = structlog.get_logger("bosun.failure")
+
+EndRun = Callable[[TaskState, dict[str, Any]], Awaitable[bool]]
+
+PHASES = {
+    Action.RETRY: Phase.RETRYING,
+    Action.ESCALATE_TIER: Phase.ESCALATING,
+    Action.HAND_OVER: Phase.HANDED_OVER,
+    Action.ABANDON: Phase.FAILED,
+    Action.ROLLBACK: Phase.ROLLED_BACK,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureActions:
+    store: Store
+    github: GitHubClient
+    clock: Clock
+    workspace_root: Path
+    bot_name: str
+    bot_email: str
+
+    async def apply(
+        self,
+        task: Task,
+        failure: RunFailure,
+        decision: Decision,
+        policy: Failure,
+        *,
+        end_run: EndRun,
+        actor_detail: dict[str, Any],
+    ) -> bool:
+        """End the run as `decision` says; False if it was no longer this caller's to end."""
+        assert task.id is not None
+        target, fields = self._ending(task, failure, decision)
+        if not await end_run(target, fields):
+            return False
+        fresh = await asyncio.to_thread(self.store.task, task.id) or task
+        detail = {
+            **actor_detail,
+            "kind": failure.kind.value,
+            "message": failure.message[:2000],
+            "attempt": task.attempts,
+            "max_attempts": task.max_attempts,
+        }
+        if decision.action == Action.RETRY:
+            detail["delay_seconds"] = decision.delay_seconds
+        if decision.tier is not None:
+            detail["tier"] = decision.tier
+        await self._audit(fresh, f"task.{decision.action.value}", detail)
+        log.info(
+            "run failed",
+            task_id=task.id,
+            kind=failure.kind.value,
+            action=decision.action.value,
+            attempt=task.attempts,
+        )
+        undone: tuple[str, ...] = ()
+        mentions: tuple[str, ...] = ()
+        try:
+            if decision.action == Action.HAND_OVER:
+                mentions = tuple(policy.escalate.mention)
+                await self._hand_over(fresh, policy)
+            elif decision.action == Action.ROLLBACK:
+                undone = await self._roll_back(fresh)
+        except GitHubError as exc:  # the state is recorded; the comment says what is left
+            log.warning("failure action incomplete", task_id=task.id, error=str(exc))
+            undone = (*undone, f"not finished, GitHub answered {exc.status_code}: {exc}")
+        await self._show(fresh, decision, mentions=mentions, undone=undone)
+        return True
+
+    def _ending(
+        self, task: Task, failure: RunFailure, decision: Decision
+    ) -> tuple[TaskState, dict[str, Any]]:
+        what = f"{describe(failure.kind)}: {failure.message}"
+        fields: dict[str, Any] = {"failure_kind": failure.kind.value}
+        if decision.action == Action.RETRY:
+            wait = timedelta(seconds=decision.delay_seconds)
+            fields["not_before"] = self.clock.now() + wait
+            fields["reason"] = (
+                f"{what}. Attempt {task.attempts} of {task.max_attempts} failed; "
+                f"the next starts in {_seconds(decision.delay_seconds)}."
+            )
+            return TaskState.QUEUED, _capped(fields)
+        if decision.action == Action.ESCALATE_TIER:
+            fields |= {
+                "tier": decision.tier,
+                "escalated": True,
+                "not_before": None,
+                "max_attempts": task.attempts + 1,
+                "reason": f"{what}. Its retries are used up; one more run on the "
+                f"`{decision.tier}` tier.",
+            }
+            return TaskState.QUEUED, _capped(fields)
+        endings = {
+            Action.HAND_OVER: f"{what}. Handed to people.",
+            Action.ABANDON: f"{what}. Abandoned: the locks are released, the branch is kept.",
+            Action.ROLLBACK: f"{what}. Rolled back.",
+        }
+        fields["reason"] = endings[decision.action]
+        return TaskState.FAILED, _capped(fields)
+
+    async def _hand_over(self, task: Task, policy: Failure) -> None:
+        await hand_over(self.github, task, policy.escalate, reason=task.reason or "")
+        await self._audit(task, "task.labelled", {"label": policy.escalate.label})
+
+    async def _roll_back(self, task: Task) -> tuple[str, ...]:
+        """Close the agent's pull request and delete its branch; on a person's pull request
+        (the task ran on its branch), revert what Bosun pushed instead."""
+        repo = repo_of(task)
+        undone: list[str] = []
+        if not task.is_pull_request:
+            pull = await self.github.find_open_pull(repo=repo, head_branch=task.branch)
+            if pull is not None:
+                number = int(pull["number"])
+                await self.github.update_pull(repo=repo, number=number, state=PullState.CLOSED)
+                undone.append(f"pull request #{number} closed")
+            if await self._branch_exists(task):
+                await self.github.delete_branch(repo=repo, branch=task.branch)
+                undone.append(f"branch `{task.branch}` deleted")
+        elif task.pushed_sha and task.pushed_from_sha:
+            undone.append(await self._revert(task))
+        await self._audit(task, "task.rolled_back", {"undone": undone})
+        return tuple(undone) or ("nothing: Bosun had pushed nothing for this task",)
+
+    async def _revert(self, task: Task) -> str:
+        assert task.pushed_from_sha is not None and task.pushed_sha is not None
+        repo = repo_of(task)
+        token = await self.github.installation_token(installation_id=task.installation_id)
+        clone_url = await self.github.clone_url(repo=repo)
+
+        def revert() -> str | None:
+            workspace = prepare(
+                clone_url=clone_url,
+                token=token,
+                base_branch=task.base_branch,
+                branch=task.branch,
+                root=self.workspace_root,
+            )
+            try:
+                sha = workspace.revert(
+                    from_sha=str(task.pushed_from_sha),
+                    to_sha=str(task.pushed_sha),
+                    message=f"Revert Bosun's {task.task_name} change (task {task.id})",
+                    author_name=self.bot_name,
+                    author_email=self.bot_email,
+                )
+                if sha is not None:
+                    workspace.push(token=token)
+                return sha
+            finally:
+                workspace.cleanup()
+
+        try:
+            sha = await asyncio.to_thread(revert)
+        except SandboxError as exc:
+            return f"not reverted, people must undo {_short(task.pushed_sha)}: {exc}"[:500]
+        if sha is None:
+            return f"nothing to revert on `{task.branch}`: the change is already gone"
+        return (
+            f"commits up to {_short(task.pushed_sha)} reverted on `{task.branch}` by {_short(sha)}"
+        )
+
+    async def _branch_exists(self, task: Task) -> bool:
+        try:
+            await self.github.get_branch_sha(repo=repo_of(task), branch=task.branch)
+        except GitHubError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return True
+
+    async def _show(
+        self, task: Task, decision: Decision, *, mentions: tuple[str, ...], undone: tuple[str, ...]
+    ) -> None:
+        facts = await asyncio.to_thread(stored_facts, self.store, task)
+        view = view_of(
+            task, phase=PHASES[decision.action], facts=facts, mentions=mentions, undone=undone
+        )
+        reporter = Reporter(github=self.github, store=self.store, repo=repo_of(task), task=task)
+        with contextlib.suppress(GitHubError):
+            await reporter.status(view)
+
+    async def _audit(self, task: Task, action: str, detail: dict[str, Any]) -> int:
+        return await asyncio.to_thread(
+            self.store.audit,
+            actor="bosun",
+            action=action,
+            repo_full_name=task.repo_full_name,
+            config_sha=task.config_sha,
+            task_id=task.id,
+            detail=detail,
+        )
+
+
+async def hand_over(github: GitHubClient, task: Task, escalate: Escalate, *, reason: str) -> None:
+    """Label the issue and post a new comment that mentions the owners the policy names."""
+    repo = repo_of(task)
+    await github.add_labels(repo=repo, issue_number=task.issue_number, labels=[escalate.label])
+    body = hand_over_comment(
+        task_name=task.task_name,
+        reason=reason,
+        label=escalate.label,
+        mentions=escalate.mention,
+        branch=task.branch,
+    )
+    await github.create_comment(repo=repo, issue_number=task.issue_number, body=body)
+
+
+def _capped(fields: dict[str, Any]) -> dict[str, Any]:
+    fields["reason"] = str(fields["reason"])[:2000]
+    return fields
+
+
+def _seconds(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 60}m {whole % 60:02d}s" if whole >= 60 else f"{whole}s"
+
+
+def _short(sha: str | None) -> str:
+    return f"`{(sha or '')[:7]}`"
