@@ -8,7 +8,6 @@ does nothing more, so a failure is acted on once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +22,7 @@ from bot.errors import GitHubError
 from bot.failures import Action, Decision, RunFailure, describe
 from bot.github import GitHubClient, PullState
 from bot.publish import Reporter, repo_of, stored_facts, view_of
+from bot.scheduler import lock_key
 from bot.store import Store
 from bot.store.tables import Task
 from bot.task_states import TaskState
@@ -51,6 +51,8 @@ class FailureActions:
     workspace_root: Path
     bot_name: str
     bot_email: str
+    holder: str  # takes the branch lock again for a rollback's git work
+    lease_ttl: float
 
     async def apply(
         self,
@@ -98,7 +100,9 @@ class FailureActions:
         except GitHubError as exc:  # the state is recorded; the comment says what is left
             log.warning("failure action incomplete", task_id=task.id, error=str(exc))
             undone = (*undone, f"not finished, GitHub answered {exc.status_code}: {exc}")
-        await self._show(fresh, decision, mentions=mentions, undone=undone)
+        await self.show(fresh, PHASES[decision.action], mentions=mentions, undone=undone)
+        if decision.action in (Action.HAND_OVER, Action.ABANDON, Action.ROLLBACK):
+            await self._failed_check_run(fresh)
         return True
 
     def _ending(
@@ -137,11 +141,27 @@ class FailureActions:
         await self._audit(task, "task.labelled", {"label": policy.escalate.label})
 
     async def _roll_back(self, task: Task) -> tuple[str, ...]:
-        """Close the agent's pull request and delete its branch; on a person's pull request
-        (the task ran on its branch), revert what Bosun pushed instead."""
+        """Take back what Bosun published for this task, under the branch lock: a branch the
+        task created goes, with its pull request; on a branch that was there before (a
+        person's pull request, an earlier run's), the task's own pushes are reverted."""
+        assert task.id is not None
+        key = lock_key(task.repo_full_name, task.branch)
+        store = self.store
+        if not await asyncio.to_thread(
+            store.take_lock, key, task_id=task.id, holder=self.holder, ttl=self.lease_ttl
+        ):
+            return ("nothing yet: another run holds the branch; take back its pushes by hand",)
+        try:
+            undone = await self._undo(task)
+        finally:
+            await asyncio.to_thread(store.release_lease, key, holder=self.holder)
+        await self._audit(task, "task.rolled_back", {"undone": list(undone)})
+        return undone or ("nothing: Bosun had pushed nothing for this task",)
+
+    async def _undo(self, task: Task) -> tuple[str, ...]:
         repo = repo_of(task)
         undone: list[str] = []
-        if not task.is_pull_request:
+        if task.created_branch and not task.is_pull_request:
             pull = await self.github.find_open_pull(repo=repo, head_branch=task.branch)
             if pull is not None:
                 number = int(pull["number"])
@@ -152,8 +172,7 @@ class FailureActions:
                 undone.append(f"branch `{task.branch}` deleted")
         elif task.pushed_sha and task.pushed_from_sha:
             undone.append(await self._revert(task))
-        await self._audit(task, "task.rolled_back", {"undone": undone})
-        return tuple(undone) or ("nothing: Bosun had pushed nothing for this task",)
+        return tuple(undone)
 
     async def _revert(self, task: Task) -> str:
         assert task.pushed_from_sha is not None and task.pushed_sha is not None
@@ -202,16 +221,37 @@ class FailureActions:
             raise
         return True
 
-    async def _show(
-        self, task: Task, decision: Decision, *, mentions: tuple[str, ...], undone: tuple[str, ...]
+    async def show(
+        self,
+        task: Task,
+        phase: Phase,
+        *,
+        mentions: tuple[str, ...] = (),
+        undone: tuple[str, ...] = (),
     ) -> None:
+        """The task's status comment, as the store now knows it; a GitHub error is logged."""
         facts = await asyncio.to_thread(stored_facts, self.store, task)
-        view = view_of(
-            task, phase=PHASES[decision.action], facts=facts, mentions=mentions, undone=undone
-        )
+        view = view_of(task, phase=phase, facts=facts, mentions=mentions, undone=undone)
         reporter = Reporter(github=self.github, store=self.store, repo=repo_of(task), task=task)
-        with contextlib.suppress(GitHubError):
+        try:
             await reporter.status(view)
+        except GitHubError as exc:
+            log.warning("status comment not updated", task_id=task.id, error=str(exc))
+
+    async def _failed_check_run(self, task: Task) -> None:
+        """`bosun/task` fails on the branch's head, if the branch is there: an earlier green
+        check of an agent's pull request must not stand for a run that failed."""
+        reporter = Reporter(github=self.github, store=self.store, repo=repo_of(task), task=task)
+        try:
+            if not await self._branch_exists(task):
+                return
+            head = await self.github.get_branch_sha(repo=repo_of(task), branch=task.branch)
+            facts = await asyncio.to_thread(stored_facts, self.store, task)
+            await reporter.check_run(
+                head_sha=head, conclusion="failure", title="Task failed", facts=facts
+            )
+        except GitHubError as exc:
+            log.warning("failed check run not posted", task_id=task.id, error=str(exc))
 
     async def _audit(self, task: Task, action: str, detail: dict[str, Any]) -> int:
         return await asyncio.to_thread(

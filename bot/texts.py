@@ -131,6 +131,12 @@ def status_comment(view: StatusView) -> str:
     return "\n".join(lines)
 
 
+def without_mentions(text: str) -> str:
+    """Text from models or issues, unable to notify anyone: GitHub links no `@` followed by a
+    zero-width space. A new comment or pull request would otherwise ping whoever it names."""
+    return text.replace("@", "@\u200b")
+
+
 def hand_over_comment(
     *, task_name: str, reason: str, label: str, mentions: Sequence[str], branch: str
 ) -> str:
@@ -140,7 +146,7 @@ def hand_over_comment(
         [
             f"{owners}: Bosun has stopped trying `{task_name}` and hands it to you.",
             "",
-            f"Why: {reason}",
+            f"Why: {without_mentions(reason)}",
             "",
             f"The issue is labelled `{label}`. The branch `{branch}` is kept as the agent left "
             "it, if it exists. Push to it, or comment `/bosun retry` (with any advice for the "
@@ -157,7 +163,7 @@ def pull_request_body(*, issue_number: int, task_name: str, summary: str, facts:
             "",
             f"Bosun ran the `{task_name}` task for this issue. What the agent says it did:",
             "",
-            _quoted(summary or "(no summary)"),
+            _quoted(without_mentions(summary or "(no summary)")),
             "",
             "Files changed:",
             changed,

@@ -20,7 +20,7 @@ from bot.config.prompt import render_prompt, with_review
 from bot.config.source import ConfigProvider, RepoConfig
 from bot.errors import BosunError, GitHubError
 from bot.failure_actions import FailureActions
-from bot.failures import Action, Attempts, FailureKind, RunFailure, decide
+from bot.failures import Attempts, FailureKind, RunFailure, decide
 from bot.github import GitHubClient, Repo
 from bot.llm import LLM, ModelCall
 from bot.paths import outside
@@ -31,7 +31,6 @@ from bot.publish import (
     Reporter,
     refused_paths,
     repo_of,
-    stored_facts,
     view_of,
 )
 from bot.scheduler import lock_key
@@ -128,6 +127,8 @@ class Worker:
             workspace_root=deps.workspace_root,
             bot_name=deps.bot_name,
             bot_email=deps.bot_email,
+            holder=deps.holder,
+            lease_ttl=deps.lease_ttl,
         )
 
     async def run(self, task: Task) -> None:
@@ -141,23 +142,27 @@ class Worker:
         run = _Run()
         failure: RunFailure | None = None
         try:
-            await self._attempt(task, repo, reporter, run)
-        except asyncio.CancelledError:
-            if not stop:  # Bosun is stopping: give the attempt back, leave the task queued
-                await self._requeue(task)
-                raise
-            if stop[0] == "cancel":
-                await self._finish(task, reporter, TaskState.CANCELLED, None, "cancelled")
-        except RunFailed as exc:
-            bound.info("run failed", kind=exc.failure.kind.value, reason=str(exc))
-            failure = exc.failure
-        except GitHubError as exc:
-            bound.warning("run failed on a GitHub call", error=str(exc))
-            failure = RunFailure(FailureKind.GITHUB_ERROR, f"{type(exc).__name__}: {exc}")
-        except Exception as exc:
-            bound.exception("run failed")
-            failure = RunFailure(FailureKind.INTERNAL, f"{type(exc).__name__}: {exc}")
-        try:
+            try:
+                await self._attempt(task, repo, reporter, run)
+            except asyncio.CancelledError:
+                if not stop:  # Bosun is stopping: give the attempt back, leave the task queued
+                    await self._requeue(task)
+                    raise
+                if stop[0] == "cancel":
+                    await self._finish(task, reporter, TaskState.CANCELLED, None, "cancelled")
+            except RunFailed as exc:
+                bound.info("run failed", kind=exc.failure.kind.value, reason=str(exc))
+                failure = exc.failure
+            except GitHubError as exc:
+                bound.warning("run failed on a GitHub call", error=str(exc))
+                failure = RunFailure(FailureKind.GITHUB_ERROR, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:
+                bound.exception("run failed")
+                failure = RunFailure(FailureKind.INTERNAL, f"{type(exc).__name__}: {exc}")
+            # From here the run ends on its own terms: the keeper may no longer cancel it (a
+            # cancel asked for meanwhile is read from the store), and the end is holder-checked.
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             if failure is not None:
                 await self._failed(task, reporter, failure, run.plan)
         finally:
@@ -244,10 +249,11 @@ class Worker:
             issue_chars=len(str(issue.get("body") or "")),
             task_tier=spec.tier,
         )
-        if not task.escalated and task.id is not None:  # the policy says how many attempts
-            allowed = 1 + policy.failure.retry.attempts
-            await asyncio.to_thread(self._deps.store.update_task, task.id, max_attempts=allowed)
-            task.max_attempts = allowed
+        if task.id is not None:  # the tier it runs on, for escalation to compare against
+            fields: dict[str, Any] = {"tier": tier}
+            if not task.escalated:  # the policy in force says how many attempts a task has
+                fields["max_attempts"] = task.max_attempts = 1 + policy.failure.retry.attempts
+            await asyncio.to_thread(self._deps.store.update_task, task.id, **fields)
         return _Plan(
             tier=tier,
             repo=repo,
@@ -365,16 +371,23 @@ class Worker:
             raise Refused(f"nothing was pushed: the change leaves the task's scope: {listed}")
 
     async def _push(self, task: Task, workspace: Workspace, *, token: str, sha: str) -> None:
-        """Push the agent's commit, remembering the branch head before it for a rollback."""
+        """Push the agent's commit, remembering for a rollback where the branch stood before
+        the task's first push and whether that push created it."""
         assert task.id is not None
-        before = await self._remote_head(task) or workspace.base_sha
+        before = await self._remote_head(task)
         try:
             await asyncio.to_thread(workspace.push, token=token)
         except WorkspaceError as exc:
             raise RunFailed(FailureKind.PUSH_REFUSED, str(exc)[:1000]) from exc
-        await asyncio.to_thread(
-            self._deps.store.update_task, task.id, pushed_from_sha=before, pushed_sha=sha
-        )
+        store = self._deps.store
+        fields: dict[str, Any] = {"pushed_sha": sha}
+        fresh = await asyncio.to_thread(store.task, task.id) or task
+        if fresh.pushed_from_sha is None:
+            fields |= {
+                "pushed_from_sha": before or workspace.base_sha,
+                "created_branch": not before,
+            }
+        await asyncio.to_thread(store.update_task, task.id, **fields)
 
     async def _failed(
         self, task: Task, reporter: Reporter, failure: RunFailure, plan: _Plan | None
@@ -382,6 +395,9 @@ class Worker:
         """Apply the failure policy to this run's failure: retry, escalate, or end the task."""
         assert task.id is not None
         fresh = await asyncio.to_thread(self._deps.store.task, task.id) or task
+        if fresh.cancel_requested:  # a person asked it to stop: that wins over any retry
+            await self._finish(task, reporter, TaskState.CANCELLED, None, "cancelled")
+            return
         policy = plan.failure if plan is not None else await self._failure_policy(fresh)
         tier_used = plan.tier if plan is not None else fresh.tier
         decision = decide(policy, failure.kind, _attempts_of(fresh, tier_used))
@@ -392,28 +408,38 @@ class Worker:
             store = self._deps.store
             return await asyncio.to_thread(store.finish_run, task.id, state, **lease, **fields)
 
-        ended = await self._actions.apply(
+        await self._actions.apply(
             fresh, failure, decision, policy, end_run=end_run, actor_detail=self._who()
         )
-        if ended and decision.action in (Action.HAND_OVER, Action.ABANDON):
-            await self._failure_check_run(fresh, reporter)
 
     async def recover_lost(self, task: Task) -> None:
-        """A worker died under `task` (its lease lapsed): the failure policy decides again."""
+        """A worker died under `task` (its lease lapsed): the failure policy decides again,
+        unless a person asked the task to stop."""
         assert task.id is not None
+        store = self._deps.store
+        worker_id, attempt = task.worker_id, task.attempts
+
+        async def end_run(state: TaskState, fields: dict[str, Any]) -> bool:
+            assert task.id is not None
+
+            def end() -> bool:
+                return store.end_lost_run(
+                    task.id or 0, state, worker_id=worker_id, attempt=attempt, **fields
+                )
+
+            return await asyncio.to_thread(end)
+
+        if task.cancel_requested:
+            if await end_run(TaskState.CANCELLED, {"reason": task.reason or "cancelled"}):
+                fresh = await asyncio.to_thread(store.task, task.id) or task
+                await self._audit(fresh, "task.cancelled", {"reason": fresh.reason})
+                await self._actions.show(fresh, Phase.CANCELLED)
+            return
         policy = await self._failure_policy(task)
         failure = RunFailure(
             FailureKind.WORKER_LOST, f"worker {task.worker_id} stopped renewing its lease"
         )
         decision = decide(policy, failure.kind, _attempts_of(task, task.tier))
-        store = self._deps.store
-
-        async def end_run(state: TaskState, fields: dict[str, Any]) -> bool:
-            assert task.id is not None
-            return await asyncio.to_thread(
-                store.transition, task.id, TaskState.RUNNING, state, **fields
-            )
-
         await self._actions.apply(
             task, failure, decision, policy, end_run=end_run, actor_detail=self._who()
         )
@@ -426,17 +452,6 @@ class Worker:
             log.warning("no usable config for the failure policy", task_id=task.id)
             return Failure()
         return Failure() if config.unusable else config.policy.failure
-
-    async def _failure_check_run(self, task: Task, reporter: Reporter) -> None:
-        """A failed `bosun/task` on the branch's head, when the branch exists."""
-        with contextlib.suppress(GitHubError):
-            head = await self._remote_head(task)
-            if head is not None:
-                fresh = await asyncio.to_thread(self._deps.store.task, task.id or 0) or task
-                facts = await asyncio.to_thread(stored_facts, self._deps.store, fresh)
-                await reporter.check_run(
-                    head_sha=head, conclusion="failure", title="Task failed", facts=facts
-                )
 
     def _who(self) -> dict[str, str]:
         return {"worker": self._deps.holder, "sandbox": self._deps.backend_name}

@@ -140,5 +140,5 @@ async def eventually(check: Callable[[], bool], timeout: float = 15) -> None:
         await asyncio.sleep(0.05)
 
 
-def comment_says(fake: FakeGitHub, text: str) -> Callable[[], bool]:
-    return lambda: any(text in c["body"] for c in fake.comments("acme", "app", 12))
+def comment_says(fake: FakeGitHub, text: str, *, number: int = 12) -> Callable[[], bool]:
+    return lambda: any(text in c["body"] for c in fake.comments("acme", "app", number))

@@ -76,7 +76,7 @@ async def test_escalate_after_the_escalation_tier_hands_the_task_to_its_owners(
         c["body"] for c in fake_github.comments("acme", "app", 12) if "hands it to you" in c["body"]
     ]
     assert hand_over.startswith("@example-org/backend: Bosun has stopped trying `fix-bug`")
-    assert "@alice asked for people to take over" in hand_over
+    assert "alice asked for people to take over (`/bosun escalate`)" in hand_over
     [record] = [r for r in store.audit_records() if r.action == "task.hand_over"]
     assert (record.actor, record.task_id) == ("alice", task.id)
     assert prism_violations() == []

@@ -18,7 +18,7 @@ from bot.store import Store
 from bot.store.store import NewTask
 from bot.store.tables import Task
 from bot.task_states import TaskState
-from tests.events import issue_label_event, pull_closed_event, review_event
+from tests.events import issue_label_event, pull_label_event, review_event
 from tests.fakegithub import FakeGitHub
 from tests.loop_fixtures import (
     DONE,
@@ -182,40 +182,87 @@ async def test_abandon_stops_releases_the_lock_and_says_why(
     assert prism_violations() == []
 
 
-async def test_rollback_closes_the_agents_pull_request_and_deletes_its_branch(
+async def test_rollback_closes_the_pull_request_the_task_opened_and_deletes_its_branch(
     fake_github: FakeGitHub,
     start_bosun: Start,
     live_store: Store,
     prism_violations: Violations,
 ) -> None:
-    """The re-run after a review fails; rollback leaves no branch and no open PR."""
+    """The PR opened, then GitHub failed on the check run: rollback leaves no branch and no
+    open pull request, and a later PR-closed event ends nothing that should stay."""
+    add_repo(fake_github, "  retry: {attempts: 0}\n  then: rollback")
+    fake_github.fail_next("POST", r"^/repos/acme/app/check-runs$", 500, times=20)
+    client = await start_bosun([FIX, DONE])
+    await deliver(client, issue_label_event("labeled", label="agent:fix-bug"))
+    [task] = await settled(live_store, 1, timeout=90)
+
+    assert task.state == TaskState.FAILED and task.failure_kind == "github_error"
+    assert task.created_branch
+    await eventually(comment_says(fake_github, "failed and was rolled back"))
+    assert BRANCH not in fake_github.branches("acme", "app")
+    [pull] = fake_github.pulls("acme", "app")
+    assert pull["state"] == "closed"
+    [status] = [c["body"] for c in fake_github.comments("acme", "app", 12)]
+    assert f"- pull request #{pull['number']} closed" in status
+    assert f"- branch `{BRANCH}` deleted" in status
+    assert actions(live_store) == ["task.rollback", "task.rolled_back"]
+    assert live_store.leases() == []
+    assert prism_violations() == []
+
+
+async def test_a_rerun_that_fails_leaves_the_pull_request_under_review_alone(
+    fake_github: FakeGitHub,
+    start_bosun: Start,
+    live_store: Store,
+    prism_violations: Violations,
+) -> None:
+    """A re-run after "changes requested" pushed nothing and failed: the rollback takes back
+    only what that run published (nothing), not the earlier run's pull request."""
     add_repo(fake_github, "  retry: {attempts: 0}\n  then: rollback")
     # Both runs play the same script: the second finds the fix made, so changes nothing.
     client = await start_bosun([FIX, DONE])
     await deliver(client, issue_label_event("labeled", label="agent:fix-bug"))
     [first] = await settled(live_store, 1, timeout=90)
     assert first.state == TaskState.PR_OPEN and first.pr_number is not None
-    assert BRANCH in fake_github.branches("acme", "app")
 
     review = fake_github.add_review(
         "acme", "app", first.pr_number, user="maya", state="CHANGES_REQUESTED", body="Use sum()."
     )
     await deliver(client, review_event(review, number=first.pr_number))
-    tasks = await settled(live_store, 2, timeout=90)
-    rerun = tasks[-1]
+    rerun = (await settled(live_store, 2, timeout=90))[-1]
 
     assert rerun.state == TaskState.FAILED and rerun.failure_kind == "refused"
-    await eventually(comment_says(fake_github, "failed and was rolled back"))
-    assert BRANCH not in fake_github.branches("acme", "app")
-    assert [p["state"] for p in fake_github.pulls("acme", "app")] == ["closed"]
-    assert "task.rolled_back" in actions(live_store)
-    [status] = [c["body"] for c in fake_github.comments("acme", "app", 12)]
-    assert f"- pull request #{first.pr_number} closed" in status
-    assert f"- branch `{BRANCH}` deleted" in status
+    await eventually(comment_says(fake_github, "nothing: Bosun had pushed nothing for this task"))
+    assert BRANCH in fake_github.branches("acme", "app")
+    assert [p["state"] for p in fake_github.pulls("acme", "app")] == ["open"]
+    assert live_store.tasks()[0].state == TaskState.PR_OPEN
+    assert prism_violations() == []
 
-    # GitHub then tells Bosun the PR closed: the first run's task is abandoned, not left open.
-    await deliver(client, pull_closed_event(number=first.pr_number, merged=False, sender="bosun"))
-    await eventually(lambda: live_store.tasks()[0].state == TaskState.ABANDONED)
+
+async def test_rollback_on_a_persons_pull_request_reverts_what_bosun_pushed(
+    fake_github: FakeGitHub,
+    start_bosun: Start,
+    live_store: Store,
+    prism_violations: Violations,
+) -> None:
+    """Never delete a person's branch: the task's push is undone by a revert commit."""
+    add_repo(fake_github, "  retry: {attempts: 0}\n  then: rollback")
+    fake_github.add_branch("acme", "app", "feature/login")
+    number = fake_github.add_pull("acme", "app", head="feature/login", title="Login")
+    before = fake_github.branch_files("acme", "app", "feature/login")
+    fake_github.fail_next("POST", r"^/repos/acme/app/check-runs$", 500, times=20)
+    client = await start_bosun([FIX, DONE])
+    event = pull_label_event("labeled", label="agent:fix-bug", number=number, head="feature/login")
+    await deliver(client, event)
+    [task] = await settled(live_store, 1, timeout=90)
+
+    assert task.state == TaskState.FAILED and not task.created_branch
+    assert task.pushed_sha is not None
+    await eventually(comment_says(fake_github, "reverted on `feature/login`", number=number))
+    heads = fake_github.branches("acme", "app")
+    assert "feature/login" in heads and heads["feature/login"] != task.pushed_sha
+    assert fake_github.branch_files("acme", "app", "feature/login") == before
+    assert [p["state"] for p in fake_github.pulls("acme", "app")] == ["open"]
     assert prism_violations() == []
 
 
@@ -322,22 +369,7 @@ async def test_a_lost_worker_with_no_attempts_left_gets_the_final_action(
 ) -> None:
     """A task whose worker died on its last attempt is not retried: the policy's `then`."""
     add_repo(fake_github, ABANDON)
-    new = NewTask(
-        installation_id=7,
-        repo_full_name="acme/app",
-        issue_number=12,
-        is_pull_request=False,
-        task_name="fix-bug",
-        branch=BRANCH,
-        triggered_by="alice",
-        trigger_delivery_id="d-ghost",
-        config_sha=fake_github.branches("acme", "app")["main"],
-        max_attempts=1,
-    )
-    created = live_store.create_task(new)
-    assert created is not None and created.id is not None
-    lease = {"lock_key": f"branch:acme/app:{BRANCH}", "holder": "dead-worker", "ttl": 0.2}
-    assert live_store.claim_task(created.id, **lease) is not None
+    ghost_run(fake_github, live_store, attempts_allowed=1)
     await asyncio.sleep(0.3)  # the dead worker's lease lapses
 
     await start_bosun([DONE])
@@ -348,3 +380,62 @@ async def test_a_lost_worker_with_no_attempts_left_gets_the_final_action(
     assert live_store.leases() == []
     await eventually(comment_says(fake_github, "**`fix-bug` failed**: worker lost"))
     assert prism_violations() == []
+
+
+async def test_a_task_cancelled_while_its_worker_was_dead_is_not_retried(
+    fake_github: FakeGitHub, start_bosun: Start, live_store: Store, prism_violations: Violations
+) -> None:
+    add_repo(fake_github, "  retry: {attempts: 3, backoff_seconds: 0}")
+    task = ghost_run(fake_github, live_store, attempts_allowed=4)
+    assert task.id is not None
+    live_store.request_cancel("acme/app", 12, "fix-bug", reason="cancelled by @alice")
+    await asyncio.sleep(0.3)
+
+    await start_bosun([DONE])
+    [task] = await settled(live_store, 1, timeout=30)
+
+    assert (task.state, task.reason) == (TaskState.CANCELLED, "cancelled by @alice")
+    assert task.attempts == 1
+    await eventually(comment_says(fake_github, "**`fix-bug` was cancelled**"))
+    assert prism_violations() == []
+
+
+def test_only_one_replica_ends_a_lost_run_and_never_a_newer_one(store: Store) -> None:
+    """Two replicas saw the same lost run: the first ends it; the second, holding a stale
+    view, touches neither it nor the run that started since."""
+    task = ghost_run(None, store, attempts_allowed=3, ttl=-1)
+    assert task.id is not None
+    stale = {"worker_id": task.worker_id, "attempt": task.attempts}
+    assert store.end_lost_run(task.id, TaskState.QUEUED, **stale, reason="worker lost")
+    again = store.claim_task(task.id, lock_key=f"branch:acme/app:{BRANCH}", holder="w2", ttl=60)
+    assert again is not None
+    assert not store.end_lost_run(task.id, TaskState.QUEUED, **stale, reason="worker lost")
+    current = store.task(task.id)
+    assert current is not None
+    assert (current.state, current.worker_id, current.attempts) == (TaskState.RUNNING, "w2", 2)
+    assert [lease.holder for lease in store.leases()] == ["w2"]
+
+
+def ghost_run(
+    fake: FakeGitHub | None, store: Store, *, attempts_allowed: int, ttl: float = 0.2
+) -> Task:
+    """A run whose worker died: running, its lease about to lapse (or lapsed)."""
+    sha = fake.branches("acme", "app")["main"] if fake is not None else "0" * 40
+    new = NewTask(
+        installation_id=7,
+        repo_full_name="acme/app",
+        issue_number=12,
+        is_pull_request=False,
+        task_name="fix-bug",
+        branch=BRANCH,
+        triggered_by="alice",
+        trigger_delivery_id="d-ghost",
+        config_sha=sha,
+        max_attempts=attempts_allowed,
+    )
+    created = store.create_task(new)
+    assert created is not None and created.id is not None
+    lease = {"lock_key": f"branch:acme/app:{BRANCH}", "holder": "dead-worker", "ttl": ttl}
+    claimed = store.claim_task(created.id, **lease)
+    assert claimed is not None
+    return claimed

@@ -166,7 +166,7 @@ async def escalate_task(request: Request) -> None:
         )
         return
     github, _ = request.ctx.require_github()
-    reason = f"@{request.sender} asked for people to take over"
+    reason = f"{request.sender} asked for people to take over (`/bosun escalate`)"
     await hand_over(github, last, failure.escalate, reason=reason)
     await request.ctx.audit(
         "task.hand_over",

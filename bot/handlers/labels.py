@@ -168,7 +168,7 @@ async def queue_request(
             review_context=review_context,
             tier=tier,
             escalated=tier is not None,
-            max_attempts=1 if tier is not None else NewTask.max_attempts,
+            max_attempts=1 if tier is not None else 1 + config.policy.failure.retry.attempts,
         ),
         state=state,
     )

@@ -372,18 +372,55 @@ class Store:
         """A worker ends its own run: RUNNING -> `target` and its lock released, in one
         transaction; False when the run is no longer this worker's (its lease was lost)."""
         values = self._state_values(task_id, TaskState.RUNNING, target, fields)
+        statement = (
+            update(_TASK)
+            .where(_TASK.c.id == task_id)
+            .where(_TASK.c.state == TaskState.RUNNING.value)
+            .where(_TASK.c.worker_id == holder)
+        )
+        if target == TaskState.QUEUED:  # a cancel asked for meanwhile must not become a retry
+            statement = statement.where(_TASK.c.cancel_requested.is_(False))
         with self._writing() as connection:
-            moved = connection.execute(
-                update(_TASK)
-                .where(_TASK.c.id == task_id)
-                .where(_TASK.c.state == TaskState.RUNNING.value)
-                .where(_TASK.c.worker_id == holder)
-                .values(**values)
-            )
+            moved = connection.execute(statement.values(**values))
             connection.execute(
                 delete(_LEASE).where(_LEASE.c.key == lock_key).where(_LEASE.c.holder == holder)
             )
             return bool(moved.rowcount == 1)
+
+    def end_lost_run(
+        self, task_id: int, target: TaskState, *, worker_id: str | None, attempt: int, **fields: Any
+    ) -> bool:
+        """End a run whose worker was lost, if it is still that very run: running under the
+        same worker and attempt, with no live lease. Replicas that noticed the same loss race
+        here, and only one wins; a run started since is never touched."""
+        values = self._state_values(task_id, TaskState.RUNNING, target, fields)
+        now = self.clock.now()
+        live = sa_select(_LEASE.c.task_id).where(_LEASE.c.expires_at >= now)
+        statement = (
+            update(_TASK)
+            .where(_TASK.c.id == task_id)
+            .where(_TASK.c.state == TaskState.RUNNING.value)
+            .where(_TASK.c.worker_id == worker_id)
+            .where(_TASK.c.attempts == attempt)
+            .where(_TASK.c.id.not_in(live))
+        )
+        if target == TaskState.QUEUED:
+            statement = statement.where(_TASK.c.cancel_requested.is_(False))
+        with self._writing() as connection:
+            moved = connection.execute(statement.values(**values))
+            if moved.rowcount == 1:
+                connection.execute(delete(_LEASE).where(_LEASE.c.task_id == task_id))
+            return bool(moved.rowcount == 1)
+
+    def take_lock(self, key: str, *, task_id: int, holder: str, ttl: float) -> bool:
+        """Take a lock that is free or expired (as the scheduler's claim does, without moving
+        the task): for work on a branch after its run ended, such as a rollback."""
+        now = self.clock.now()
+        lease = {"key": key, "task_id": task_id, "holder": holder}
+        lease["expires_at"] = now + timedelta(seconds=ttl)
+        with self._writing() as connection:
+            taken = connection.execute(self._take_lease_statement, {**lease, "now": now})
+            return taken.first() is not None
 
     def _state_values(
         self, task_id: int, current: TaskState, target: TaskState, fields: dict[str, Any]

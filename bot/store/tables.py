@@ -89,9 +89,11 @@ class Task(SQLModel, table=True):
     tier: str | None = Field(default=None, max_length=64)
     escalated: bool = Field(default=False)
     failure_kind: str | None = Field(default=None, max_length=32)
-    # What Bosun pushed for the task (branch head before and after), so a rollback can undo it.
+    # What Bosun pushed for the task, so a rollback can undo it: the branch head before its
+    # first push, its last push, and whether that first push created the branch.
     pushed_from_sha: str | None = Field(default=None, max_length=64)
     pushed_sha: str | None = Field(default=None, max_length=64)
+    created_branch: bool = Field(default=False)
     cost_usd: float = Field(default=0.0)
     tokens_in: int = Field(default=0)
     tokens_out: int = Field(default=0)

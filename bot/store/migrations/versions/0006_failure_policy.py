@@ -26,11 +26,15 @@ def upgrade() -> None:
         batch.add_column(sa.Column("failure_kind", sa.String(length=32), nullable=True))
         batch.add_column(sa.Column("pushed_from_sha", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("pushed_sha", sa.String(length=64), nullable=True))
+        batch.add_column(
+            sa.Column("created_branch", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("task") as batch:
         for column in (
+            "created_branch",
             "pushed_sha",
             "pushed_from_sha",
             "failure_kind",
