@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from bot.config.models import Failure
 from bot.dependencies import WaitingTask, ready_to_release, stranded_by, unmet_dependencies
 from bot.errors import IllegalTransition
+from bot.failures import Action, Attempts, FailureKind, decide
 from bot.scheduler import lock_key
 from bot.store import NewTask, Store
 from bot.store.tables import Task
@@ -22,6 +25,9 @@ TASK_NAMES = st.sampled_from(["fix", "docs"])
 DEPENDS_ON = {"fix": (), "docs": ("fix",)}  # docs runs once the issue's fix has merged
 WORKERS = st.sampled_from(["w1", "w2"])
 TTL = 30.0
+POLICY = Failure.model_validate(
+    {"retry": {"attempts": 1, "backoff_seconds": 5}, "escalate": {"tier": "large"}}
+)
 
 
 class TaskLife(RuleBasedStateMachine):
@@ -120,14 +126,57 @@ class TaskLife(RuleBasedStateMachine):
             key = lock_key("acme/app", task.branch)
             self.store.finish_run(task_id, end, lock_key=key, holder=task.worker_id)
 
+    @rule(pick=st.integers(0, 5), kind=st.sampled_from(FailureKind))
+    def a_run_fails_and_the_failure_policy_decides(self, pick: int, kind: FailureKind) -> None:
+        task = self._running(pick)
+        if task is None or task.id is None or task.worker_id is None:
+            return
+        target, fields = self._ending(task, kind)
+        key = lock_key("acme/app", task.branch)
+        self.store.finish_run(task.id, target, lock_key=key, holder=task.worker_id, **fields)
+
+    @rule(issue=ISSUES, name=TASK_NAMES)
+    def someone_cancels(self, issue: int, name: str) -> None:
+        self.store.request_cancel("acme/app", issue, name, reason="cancelled")
+
+    @rule(pick=st.integers(0, 5), kind=st.sampled_from(FailureKind))
+    def a_cancel_arrives_as_the_run_fails(self, pick: int, kind: FailureKind) -> None:
+        """The worker read no cancel, decided a retry, and the cancel lands before its write."""
+        task = self._running(pick)
+        if task is not None:
+            self.someone_cancels(task.issue_number, task.task_name)
+            self.a_run_fails_and_the_failure_policy_decides(pick, kind)
+
+    def _running(self, pick: int) -> Task | None:
+        running = self.store.running_tasks()
+        return running[pick % len(running)] if running else None
+
     @rule(seconds=st.sampled_from([1.0, TTL + 1]))
     def time_passes_and_lost_workers_are_recovered(self, seconds: float) -> None:
+        """Two replicas see the same lost runs; each ends them as the policy says."""
         self.clock.advance(seconds)
-        for task in self.store.orphaned_running_tasks():
-            assert task.id is not None
-            target = TaskState.QUEUED if task.attempts < task.max_attempts else TaskState.FAILED
-            self.store.transition(task.id, TaskState.RUNNING, target)
+        orphans = self.store.orphaned_running_tasks()
+        for _replica in range(2):
+            for task in orphans:
+                assert task.id is not None
+                run = {"worker_id": task.worker_id, "attempt": task.attempts}
+                if task.cancel_requested:
+                    self.store.end_lost_run(task.id, TaskState.CANCELLED, **run)
+                    continue
+                target, fields = self._ending(task, FailureKind.WORKER_LOST)
+                self.store.end_lost_run(task.id, target, **run, **fields)
         self.store.drop_expired_leases()
+
+    def _ending(self, task: Task, kind: FailureKind) -> tuple[TaskState, dict[str, object]]:
+        attempts = Attempts(task.attempts, task.max_attempts, task.tier, task.escalated)
+        decision = decide(POLICY, kind, attempts)
+        if decision.action == Action.RETRY:
+            not_before = self.clock.now() + timedelta(seconds=decision.delay_seconds)
+            return TaskState.QUEUED, {"not_before": not_before}
+        if decision.action == Action.ESCALATE_TIER:
+            fields = {"tier": decision.tier, "escalated": True, "max_attempts": task.attempts + 1}
+            return TaskState.QUEUED, fields
+        return TaskState.FAILED, {"failure_kind": kind.value}
 
     @rule(issue=ISSUES, name=TASK_NAMES, merged=st.booleans())
     def pull_request_closes(self, issue: int, name: str, merged: bool) -> None:
@@ -196,6 +245,14 @@ class TaskLife(RuleBasedStateMachine):
         for task in self.store.tasks("acme/app"):
             if task.state == TaskState.WAITING and task.issue_number not in self.tampered:
                 assert self._unmet(task.issue_number, task.task_name), f"task {task.id} stuck"
+
+    @invariant()
+    def a_cancel_never_turns_into_a_retry_and_no_task_runs_past_its_attempts(self) -> None:
+        for task in self.store.tasks("acme/app"):
+            if task.state == TaskState.QUEUED:
+                assert not task.cancel_requested, f"task {task.id} requeued after a cancel"
+            if task.issue_number not in self.tampered:
+                assert task.attempts <= task.max_attempts, f"task {task.id} ran too often"
 
     @invariant()
     def no_finished_task_holds_a_lock_and_no_branch_has_two(self) -> None:
