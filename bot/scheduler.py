@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +18,7 @@ from bot.task_states import TaskState
 log = structlog.get_logger("bosun.scheduler")
 
 RunTask = Callable[[Task], Coroutine[Any, Any, None]]
-OnWorkerLost = Callable[[Task], Awaitable[None]]
+OnWorkerLost = Callable[[Task], Coroutine[Any, Any, None]]
 
 
 def lock_key(repo_full_name: str, branch: str) -> str:
@@ -79,6 +79,7 @@ class Scheduler:
         self._config = config
         self._on_worker_lost = on_worker_lost
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._recovering: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._next_recovery = float("-inf")
@@ -145,11 +146,16 @@ class Scheduler:
         without it, retry while attempts remain, else fail."""
         orphans = await asyncio.to_thread(self._store.orphaned_running_tasks)
         for task in orphans:
-            if task.id is None or task.id in self._running:
+            if task.id is None or task.id in self._running or task.id in self._recovering:
                 continue
             log.warning("worker lost", task_id=task.id, worker=task.worker_id)
             if self._on_worker_lost is not None:
-                await self._on_worker_lost(task)
+                # Off the reconcile loop: a rollback's clone and push must not stall scheduling.
+                recovery = asyncio.create_task(
+                    self._on_worker_lost(task), name=f"recover-{task.id}"
+                )
+                self._recovering[task.id] = recovery
+                recovery.add_done_callback(self._recovered(task.id))
                 continue
             retry = task.attempts < task.max_attempts
             target = TaskState.QUEUED if retry else TaskState.FAILED
@@ -184,10 +190,20 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
+    def _recovered(self, task_id: int) -> Callable[[asyncio.Task[None]], None]:
+        def done(recovery: asyncio.Task[None]) -> None:
+            self._recovering.pop(task_id, None)
+            if not recovery.cancelled() and recovery.exception() is not None:
+                log.error("recovery failed", task_id=task_id, error=str(recovery.exception()))
+            self._wake.set()  # a retried task may be runnable now
+
+        return done
+
     async def stop(self) -> None:
-        """Stop scheduling and cancel local runs; their leases lapse and they are retried."""
+        """Stop scheduling and cancel local runs; their leases lapse and they are retried.
+        Recoveries under way finish: each is one conditional write and what it reports."""
         self._stop.set()
         runs = list(self._running.values())
         for run in runs:
             run.cancel()
-        await asyncio.gather(*runs, return_exceptions=True)
+        await asyncio.gather(*runs, *self._recovering.values(), return_exceptions=True)

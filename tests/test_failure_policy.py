@@ -382,6 +382,36 @@ async def test_a_lost_worker_with_no_attempts_left_gets_the_final_action(
     assert prism_violations() == []
 
 
+async def test_a_task_its_config_no_longer_defines_is_not_retried(
+    fake_github: FakeGitHub, start_bosun: Start, live_store: Store, prism_violations: Violations
+) -> None:
+    """Invalid task: the config at the task's commit has no such task; people must fix it."""
+    add_repo(fake_github, "  retry: {attempts: 2}\n  then: abandon")
+    new = NewTask(
+        installation_id=7,
+        repo_full_name="acme/app",
+        issue_number=12,
+        is_pull_request=False,
+        task_name="add-tests",
+        branch="bosun/add-tests/12",
+        triggered_by="alice",
+        trigger_delivery_id="d-1",
+        config_sha=fake_github.branches("acme", "app")["main"],
+    )
+    assert live_store.create_task(new) is not None
+    await start_bosun([DONE])
+    [task] = await settled(live_store, 1, timeout=30)
+
+    assert (task.state, task.failure_kind, task.attempts) == (
+        TaskState.FAILED,
+        "invalid_task",
+        1,
+    )
+    assert "`add-tests` is not a valid task at config" in (task.reason or "")
+    assert actions(live_store) == ["task.abandon"]
+    assert prism_violations() == []
+
+
 async def test_a_task_cancelled_while_its_worker_was_dead_is_not_retried(
     fake_github: FakeGitHub, start_bosun: Start, live_store: Store, prism_violations: Violations
 ) -> None:
