@@ -151,12 +151,23 @@ class FailureActions:
             store.take_lock, key, task_id=task.id, holder=self.holder, ttl=self.lease_ttl
         ):
             return ("nothing yet: another run holds the branch; take back its pushes by hand",)
+        keeper = asyncio.create_task(self._keep_lock(key))
         try:
             undone = await self._undo(task)
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             await asyncio.to_thread(store.release_lease, key, holder=self.holder)
         await self._audit(task, "task.rolled_back", {"undone": list(undone)})
         return undone or ("nothing: Bosun had pushed nothing for this task",)
+
+    async def _keep_lock(self, key: str) -> None:
+        """Renew the branch lock while a clone and push take their time."""
+        while True:
+            await self.clock.sleep(self.lease_ttl / 3)
+            await asyncio.to_thread(
+                self.store.renew_lease, key, holder=self.holder, ttl=self.lease_ttl
+            )
 
     async def _undo(self, task: Task) -> tuple[str, ...]:
         repo = repo_of(task)
