@@ -21,7 +21,7 @@ from bot.config.models import Escalate, Failure
 from bot.errors import GitHubError
 from bot.failures import Action, Decision, RunFailure, describe
 from bot.github import GitHubClient, PullState
-from bot.publish import Reporter, repo_of, stored_facts, view_of
+from bot.publish import Reporter, branch_head, repo_of, stored_facts, view_of
 from bot.scheduler import lock_key
 from bot.store import Store
 from bot.store.tables import Task
@@ -178,7 +178,7 @@ class FailureActions:
                 number = int(pull["number"])
                 await self.github.update_pull(repo=repo, number=number, state=PullState.CLOSED)
                 undone.append(f"pull request #{number} closed")
-            if await self._branch_exists(task):
+            if await branch_head(self.github, task) is not None:
                 await self.github.delete_branch(repo=repo, branch=task.branch)
                 undone.append(f"branch `{task.branch}` deleted")
         elif task.pushed_sha and task.pushed_from_sha:
@@ -223,15 +223,6 @@ class FailureActions:
             f"commits up to {_short(task.pushed_sha)} reverted on `{task.branch}` by {_short(sha)}"
         )
 
-    async def _branch_exists(self, task: Task) -> bool:
-        try:
-            await self.github.get_branch_sha(repo=repo_of(task), branch=task.branch)
-        except GitHubError as exc:
-            if exc.status_code == 404:
-                return False
-            raise
-        return True
-
     async def show(
         self,
         task: Task,
@@ -254,9 +245,9 @@ class FailureActions:
         check of an agent's pull request must not stand for a run that failed."""
         reporter = Reporter(github=self.github, store=self.store, repo=repo_of(task), task=task)
         try:
-            if not await self._branch_exists(task):
+            head = await branch_head(self.github, task)
+            if head is None:
                 return
-            head = await self.github.get_branch_sha(repo=repo_of(task), branch=task.branch)
             facts = await asyncio.to_thread(stored_facts, self.store, task)
             await reporter.check_run(
                 head_sha=head, conclusion="failure", title="Task failed", facts=facts

@@ -113,6 +113,16 @@ def repo_of(task: Task) -> Repo:
     return Repo(installation_id=task.installation_id, owner=owner, name=name)
 
 
+async def branch_head(github: GitHubClient, task: Task) -> str | None:
+    """The head of the task's branch on GitHub; None when the branch is not there."""
+    try:
+        return await github.get_branch_sha(repo=repo_of(task), branch=task.branch)
+    except GitHubError as exc:
+        if exc.status_code == 404:
+            return None
+        raise
+
+
 def stored_facts(store: Store, task: Task) -> RunFacts:
     """A finished run's facts as the store recorded them; it blocks, so run it in a thread."""
     assert task.id is not None

@@ -27,8 +27,8 @@ from bot.paths import outside
 from bot.progress import ProgressWatch
 from bot.publish import (
     READY_TITLE,
-    Conclusion,
     Reporter,
+    branch_head,
     refused_paths,
     repo_of,
     view_of,
@@ -149,7 +149,7 @@ class Worker:
                     await self._requeue(task)
                     raise
                 if stop[0] == "cancel":
-                    await self._finish(task, reporter, TaskState.CANCELLED, None, "cancelled")
+                    await self._cancelled(task, reporter)
             except RunFailed as exc:
                 bound.info("run failed", kind=exc.failure.kind.value, reason=str(exc))
                 failure = exc.failure
@@ -374,7 +374,7 @@ class Worker:
         """Push the agent's commit, remembering for a rollback where the branch stood before
         the task's first push and whether that push created it."""
         assert task.id is not None
-        before = await self._remote_head(task)
+        before = await branch_head(self._deps.github, task)
         try:
             await asyncio.to_thread(workspace.push, token=token)
         except WorkspaceError as exc:
@@ -396,7 +396,7 @@ class Worker:
         assert task.id is not None
         fresh = await asyncio.to_thread(self._deps.store.task, task.id) or task
         if fresh.cancel_requested:  # a person asked it to stop: that wins over any retry
-            await self._finish(task, reporter, TaskState.CANCELLED, None, "cancelled")
+            await self._cancelled(task, reporter)
             return
         policy = plan.failure if plan is not None else await self._failure_policy(fresh)
         tier_used = plan.tier if plan is not None else fresh.tier
@@ -518,42 +518,24 @@ class Worker:
             facts, approvals=approvals, required_approvals=review.required_approvals
         )
 
-    async def _finish(
-        self,
-        task: Task,
-        reporter: Reporter,
-        state: TaskState,
-        reason: str | None,
-        conclusion: Conclusion,
-    ) -> None:
-        """Record how the run ended, then say so on GitHub; a publish error is only logged."""
+    async def _cancelled(self, task: Task, reporter: Reporter) -> None:
+        """End the run as a person asked, then say so on GitHub; a publish error is only
+        logged. The reason is the one the cancel recorded."""
         assert task.id is not None
         store = self._deps.store
-        fields = {} if reason is None else {"reason": reason[:2000]}
-        if not await asyncio.to_thread(
-            store.finish_run, task.id, state, **self._lease_of(task), **fields
-        ):
+        state = TaskState.CANCELLED
+        if not await asyncio.to_thread(store.finish_run, task.id, state, **self._lease_of(task)):
             return
         fresh = await asyncio.to_thread(store.task, task.id) or task
-        audit_id = await self._audit(fresh, f"task.{state.value}", {"reason": fresh.reason})
+        audit_id = await self._audit(fresh, "task.cancelled", {"reason": fresh.reason})
         facts = await self._facts(fresh, audit_id, None, [])
-        phase = Phase.CANCELLED if state == TaskState.CANCELLED else Phase.FAILED
         with contextlib.suppress(GitHubError):
-            await reporter.status(view_of(fresh, phase=phase, facts=facts))
-            head = await self._remote_head(fresh)
+            await reporter.status(view_of(fresh, phase=Phase.CANCELLED, facts=facts))
+            head = await branch_head(self._deps.github, fresh)
             if head is not None:
                 await reporter.check_run(
-                    head_sha=head, conclusion=conclusion, title=f"Task {state.value}", facts=facts
+                    head_sha=head, conclusion="cancelled", title="Task cancelled", facts=facts
                 )
-
-    async def _remote_head(self, task: Task) -> str | None:
-        """The branch's head on GitHub, if the branch exists there (a re-run or a PR task)."""
-        try:
-            return await self._deps.github.get_branch_sha(repo=repo_of(task), branch=task.branch)
-        except GitHubError as exc:
-            if exc.status_code == 404:
-                return None
-            raise
 
     async def _requeue(self, task: Task) -> None:
         assert task.id is not None
