@@ -381,8 +381,7 @@ class Worker:
             raise RunFailed(FailureKind.PUSH_REFUSED, str(exc)[:1000]) from exc
         store = self._deps.store
         fields: dict[str, Any] = {"pushed_sha": sha}
-        fresh = await asyncio.to_thread(store.task, task.id) or task
-        if fresh.pushed_from_sha is None:
+        if task.pushed_from_sha is None:  # the claimed row: earlier attempts' pushes are in it
             fields |= {
                 "pushed_from_sha": before or workspace.base_sha,
                 "created_branch": not before,

@@ -10,6 +10,8 @@ from typing import Any
 
 from gidgethub import sansio
 
+from bot.store import NewTask
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
@@ -170,3 +172,20 @@ def review_event(
     data["repository"]["owner"]["login"] = owner
     data["installation"] = {"id": installation_id, "node_id": "MDIzOkludGVncmF0aW9u"}
     return sansio.Event(data, event="pull_request_review", delivery_id=delivery_id)
+
+
+def new_task(**overrides: object) -> NewTask:
+    """Alice's `fix-bug` on acme/app issue 12, with `overrides`."""
+    fields: dict[str, object] = {
+        "installation_id": 7,
+        "repo_full_name": "acme/app",
+        "issue_number": 12,
+        "is_pull_request": False,
+        "task_name": "fix-bug",
+        "branch": "bosun/fix-bug/12",
+        "triggered_by": "alice",
+        "trigger_delivery_id": "d-1",
+        "config_sha": "abc123",
+    }
+    fields.update(overrides)
+    return NewTask(**fields)  # type: ignore[arg-type]

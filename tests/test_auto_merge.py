@@ -16,12 +16,12 @@ from bot.config.models import Policy
 from bot.github import Repo
 from bot.handlers.merge import CheckRunState, MergeFacts, merge_verdict
 from bot.store import Store
-from bot.store.store import NewTask
 from bot.store.tables import Task
 from bot.task_states import TaskState
 from tests.events import (
     example_config,
     issue_label_event,
+    new_task,
     pull_closed_event,
     pull_label_event,
     review_event,
@@ -405,14 +405,9 @@ def test_open_pull_tasks_at_finds_only_open_agent_pull_requests_at_that_commit(
     """The query that maps a check or status to the pull requests it may complete."""
     ids = []
     for issue, sha in [(1, "a" * 40), (2, "a" * 40), (3, "b" * 40)]:
-        new = NewTask(
-            installation_id=7,
-            repo_full_name="acme/app",
+        new = new_task(
             issue_number=issue,
-            is_pull_request=False,
-            task_name="fix-bug",
             branch=f"bosun/fix-bug/{issue}",
-            triggered_by="alice",
             trigger_delivery_id=f"d-{issue}",
             config_sha=None,
         )

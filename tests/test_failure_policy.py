@@ -15,10 +15,9 @@ from urllib.parse import urlparse
 import pytest
 
 from bot.store import Store
-from bot.store.store import NewTask
 from bot.store.tables import Task
 from bot.task_states import TaskState
-from tests.events import issue_label_event, pull_label_event, review_event
+from tests.events import issue_label_event, new_task, pull_label_event, review_event
 from tests.fakegithub import FakeGitHub
 from tests.loop_fixtures import (
     DONE,
@@ -108,7 +107,9 @@ async def test_a_failed_run_is_retried_after_its_backoff_and_then_succeeds(
     assert task.state == TaskState.PR_OPEN, task.reason
     assert task.attempts == 2 and task.max_attempts == 2
     assert task.failure_kind == "agent_error"  # what the last failure was, kept for reports
-    assert actions(live_store) == ["task.retry", "task.pr_opened"]
+    await eventually(
+        lambda: actions(live_store) == ["task.retry", "task.pr_opened"]
+    )  # audits follow the state
     [retry] = [r for r in live_store.audit_records() if r.action == "task.retry"]
     assert retry.detail["kind"] == "agent_error" and retry.detail["delay_seconds"] == 1.0
     assert task.not_before is not None and task.started_at is not None
@@ -141,12 +142,8 @@ async def test_retries_used_up_escalate_to_the_higher_tier_then_hand_over_to_peo
 
     assert task.state == TaskState.FAILED
     assert (task.attempts, task.escalated, task.tier) == (3, True, "large")
-    assert actions(live_store) == [
-        "task.retry",
-        "task.escalate_tier",
-        "task.hand_over",
-        "task.labelled",
-    ]
+    expected = ["task.retry", "task.escalate_tier", "task.hand_over", "task.labelled"]
+    await eventually(lambda: actions(live_store) == expected)  # audits follow the state
     assert task.id is not None
     models = {call.attempt: call.model for call in live_store.model_calls(task.id)}
     assert models == {1: "gpt-4o-mini", 2: "gpt-4o-mini", 3: "gpt-4o"}
@@ -174,7 +171,7 @@ async def test_abandon_stops_releases_the_lock_and_says_why(
     [task] = await run_once(start_bosun, live_store, script)
 
     assert task.state == TaskState.FAILED and task.failure_kind == "step_limit"
-    assert actions(live_store) == ["task.abandon"]
+    await eventually(lambda: actions(live_store) == ["task.abandon"])  # audits follow the state
     assert "Abandoned: the locks are released, the branch is kept." in (task.reason or "")
     assert live_store.leases() == []
     assert fake_github.labels("acme", "app", 12) == []
@@ -205,7 +202,9 @@ async def test_rollback_closes_the_pull_request_the_task_opened_and_deletes_its_
     [status] = [c["body"] for c in fake_github.comments("acme", "app", 12)]
     assert f"- pull request #{pull['number']} closed" in status
     assert f"- branch `{BRANCH}` deleted" in status
-    assert actions(live_store) == ["task.rollback", "task.rolled_back"]
+    await eventually(
+        lambda: actions(live_store) == ["task.rollback", "task.rolled_back"]
+    )  # audits follow the state
     assert live_store.leases() == []
     assert prism_violations() == []
 
@@ -310,7 +309,7 @@ async def test_a_spent_budget_is_not_retried(
     [task] = await run_once(start_bosun, live_store, [READ, READ, READ, DONE])
 
     assert task.failure_kind == "budget" and task.attempts == 1
-    assert actions(live_store) == ["task.abandon"]
+    await eventually(lambda: actions(live_store) == ["task.abandon"])  # audits follow the state
     assert prism_violations() == []
 
 
@@ -376,7 +375,7 @@ async def test_a_lost_worker_with_no_attempts_left_gets_the_final_action(
     [task] = await settled(live_store, 1, timeout=30)
 
     assert task.state == TaskState.FAILED and task.failure_kind == "worker_lost"
-    assert actions(live_store) == ["task.abandon"]
+    await eventually(lambda: actions(live_store) == ["task.abandon"])  # audits follow the state
     assert live_store.leases() == []
     await eventually(comment_says(fake_github, "**`fix-bug` failed**: worker lost"))
     assert prism_violations() == []
@@ -387,15 +386,9 @@ async def test_a_task_its_config_no_longer_defines_is_not_retried(
 ) -> None:
     """Invalid task: the config at the task's commit has no such task; people must fix it."""
     add_repo(fake_github, "  retry: {attempts: 2}\n  then: abandon")
-    new = NewTask(
-        installation_id=7,
-        repo_full_name="acme/app",
-        issue_number=12,
-        is_pull_request=False,
+    new = new_task(
         task_name="add-tests",
         branch="bosun/add-tests/12",
-        triggered_by="alice",
-        trigger_delivery_id="d-1",
         config_sha=fake_github.branches("acme", "app")["main"],
     )
     assert live_store.create_task(new) is not None
@@ -408,7 +401,7 @@ async def test_a_task_its_config_no_longer_defines_is_not_retried(
         1,
     )
     assert "`add-tests` is not a valid task at config" in (task.reason or "")
-    assert actions(live_store) == ["task.abandon"]
+    await eventually(lambda: actions(live_store) == ["task.abandon"])  # audits follow the state
     assert prism_violations() == []
 
 
@@ -451,18 +444,7 @@ def ghost_run(
 ) -> Task:
     """A run whose worker died: running, its lease about to lapse (or lapsed)."""
     sha = fake.branches("acme", "app")["main"] if fake is not None else "0" * 40
-    new = NewTask(
-        installation_id=7,
-        repo_full_name="acme/app",
-        issue_number=12,
-        is_pull_request=False,
-        task_name="fix-bug",
-        branch=BRANCH,
-        triggered_by="alice",
-        trigger_delivery_id="d-ghost",
-        config_sha=sha,
-        max_attempts=attempts_allowed,
-    )
+    new = new_task(trigger_delivery_id="d-ghost", config_sha=sha, max_attempts=attempts_allowed)
     created = store.create_task(new)
     assert created is not None and created.id is not None
     lease = {"lock_key": f"branch:acme/app:{BRANCH}", "holder": "dead-worker", "ttl": ttl}

@@ -12,8 +12,8 @@ from bot.config.models import Failure, Stuck
 from bot.failures import Action, Attempts, FailureKind, decide
 from bot.progress import ProgressWatch
 from bot.store import Store
-from bot.store.store import NewTask
 from bot.task_states import TaskState
+from tests.events import new_task
 from tests.fakeclock import FakeClock
 
 
@@ -124,17 +124,7 @@ def test_the_final_answer_is_never_judged_and_silence_is_measured_from_the_last_
 def test_a_retry_is_not_a_candidate_before_its_backoff_is_over(
     store: Store, clock: FakeClock
 ) -> None:
-    new = NewTask(
-        installation_id=7,
-        repo_full_name="acme/app",
-        issue_number=12,
-        is_pull_request=False,
-        task_name="fix-bug",
-        branch="bosun/fix-bug/12",
-        triggered_by="alice",
-        trigger_delivery_id="d-1",
-        config_sha="abc",
-    )
+    new = new_task()
     task = store.create_task(new)
     assert task is not None and task.id is not None
     store.claim_task(task.id, lock_key="k", holder="w", ttl=60)

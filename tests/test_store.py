@@ -6,10 +6,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from bot.store import NewDelivery, NewTask, Store
+from bot.store import NewDelivery, Store
 from bot.store.migrate import downgrade
 from bot.store.tables import SQLModel
 from bot.task_states import TaskState
+from tests.events import new_task
 from tests.fakeclock import FakeClock
 
 
@@ -22,22 +23,6 @@ def delivery(delivery_id: str, body: bytes = b"{}") -> NewDelivery:
         repo_full_name="acme/app",
         body=body,
     )
-
-
-def new_task(**overrides: object) -> NewTask:
-    fields: dict[str, object] = {
-        "installation_id": 7,
-        "repo_full_name": "acme/app",
-        "issue_number": 12,
-        "is_pull_request": False,
-        "task_name": "fix-bug",
-        "branch": "bosun/fix-bug/12",
-        "triggered_by": "alice",
-        "trigger_delivery_id": "d-1",
-        "config_sha": "abc123",
-    }
-    fields.update(overrides)
-    return NewTask(**fields)  # type: ignore[arg-type]
 
 
 def test_migrations_match_the_models(store: Store) -> None:

@@ -17,6 +17,7 @@ from tests.events import (
     example_config,
     issue_closed_event,
     issue_label_event,
+    new_task,
     pull_closed_event,
 )
 from tests.fakegithub import FakeGitHub
@@ -283,14 +284,9 @@ def test_the_store_keeps_one_active_task_and_cancels_a_waiting_one_at_once(store
     """Waiting is active: no second add-tests while one waits, and cancelling needs no worker."""
 
     def new(delivery_id: str) -> NewTask:
-        return NewTask(
-            installation_id=7,
-            repo_full_name="acme/app",
-            issue_number=12,
-            is_pull_request=False,
+        return new_task(
             task_name="add-tests",
             branch="bosun/add-tests/12",
-            triggered_by="alice",
             trigger_delivery_id=delivery_id,
             config_sha=None,
         )

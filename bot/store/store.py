@@ -371,21 +371,10 @@ class Store:
     ) -> bool:
         """A worker ends its own run: RUNNING -> `target` and its lock released, in one
         transaction; False when the run is no longer this worker's (its lease was lost)."""
-        values = self._state_values(task_id, TaskState.RUNNING, target, fields)
-        statement = (
-            update(_TASK)
-            .where(_TASK.c.id == task_id)
-            .where(_TASK.c.state == TaskState.RUNNING.value)
-            .where(_TASK.c.worker_id == holder)
+        own_lease = delete(_LEASE).where(_LEASE.c.key == lock_key).where(_LEASE.c.holder == holder)
+        return self._end_running(
+            task_id, target, fields, [_TASK.c.worker_id == holder], release=own_lease
         )
-        if target == TaskState.QUEUED:  # a cancel asked for meanwhile must not become a retry
-            statement = statement.where(_TASK.c.cancel_requested.is_(False))
-        with self._writing() as connection:
-            moved = connection.execute(statement.values(**values))
-            connection.execute(
-                delete(_LEASE).where(_LEASE.c.key == lock_key).where(_LEASE.c.holder == holder)
-            )
-            return bool(moved.rowcount == 1)
 
     def end_lost_run(
         self, task_id: int, target: TaskState, *, worker_id: str | None, attempt: int, **fields: Any
@@ -393,24 +382,43 @@ class Store:
         """End a run whose worker was lost, if it is still that very run: running under the
         same worker and attempt, with no live lease. Replicas that noticed the same loss race
         here, and only one wins; a run started since is never touched."""
+        live = sa_select(_LEASE.c.task_id).where(_LEASE.c.expires_at >= self.clock.now())
+        still_that_run = [
+            _TASK.c.worker_id == worker_id,
+            _TASK.c.attempts == attempt,
+            _TASK.c.id.not_in(live),
+        ]
+        leases = delete(_LEASE).where(_LEASE.c.task_id == task_id)
+        return self._end_running(task_id, target, fields, still_that_run, release_if_ended=leases)
+
+    def _end_running(
+        self,
+        task_id: int,
+        target: TaskState,
+        fields: dict[str, Any],
+        conditions: list[Any],
+        *,
+        release: Any = None,
+        release_if_ended: Any = None,
+    ) -> bool:
+        """RUNNING -> `target` where `conditions` hold, and the run's locks released, in one
+        transaction. A cancel asked for meanwhile is never turned into a retry."""
         values = self._state_values(task_id, TaskState.RUNNING, target, fields)
-        now = self.clock.now()
-        live = sa_select(_LEASE.c.task_id).where(_LEASE.c.expires_at >= now)
         statement = (
             update(_TASK)
             .where(_TASK.c.id == task_id)
             .where(_TASK.c.state == TaskState.RUNNING.value)
-            .where(_TASK.c.worker_id == worker_id)
-            .where(_TASK.c.attempts == attempt)
-            .where(_TASK.c.id.not_in(live))
+            .where(*conditions)
         )
         if target == TaskState.QUEUED:
             statement = statement.where(_TASK.c.cancel_requested.is_(False))
         with self._writing() as connection:
-            moved = connection.execute(statement.values(**values))
-            if moved.rowcount == 1:
-                connection.execute(delete(_LEASE).where(_LEASE.c.task_id == task_id))
-            return bool(moved.rowcount == 1)
+            ended = connection.execute(statement.values(**values)).rowcount == 1
+            if release is not None:
+                connection.execute(release)
+            if ended and release_if_ended is not None:
+                connection.execute(release_if_ended)
+            return bool(ended)
 
     def take_lock(self, key: str, *, task_id: int, holder: str, ttl: float) -> bool:
         """Take a lock that is free or expired (as the scheduler's claim does, without moving
