@@ -12,17 +12,18 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from bot.clock import Clock
 from bot.config.source import ConfigProvider
-from bot.delivery_writer import DeliveryWriter
-from bot.events import EventDispatcher
-from bot.github import GitHubClient
+from bot.core.clock import Clock
+from bot.github.client import GitHubClient
 from bot.handlers import router
-from bot.handlers.context import HandlerContext
-from bot.intake import make_webhook_handler
-from bot.scheduler import Scheduler, SchedulerConfig
+from bot.intake.dispatcher import EventDispatcher
+from bot.intake.http import make_webhook_handler
+from bot.intake.writer import DeliveryWriter
+from bot.scheduling.loop import Scheduler, SchedulerConfig
 from bot.settings import Settings
 from bot.store import Store, StoredDelivery
+from bot.tasks.context import HandlerContext
+from bot.web.health import health_handler
 
 STORE = web.AppKey("store", Store)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
@@ -79,14 +80,8 @@ def create_app(
             on_stored=lambda: app[DISPATCHER].wake(),
         ),
     )
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", health_handler(store.ping))
     return app
-
-
-async def healthz(request: web.Request) -> web.Response:
-    reachable = await asyncio.to_thread(request.app[STORE].ping)
-    body = {"status": "ok" if reachable else "degraded", "store": "ok" if reachable else "down"}
-    return web.json_response(body, status=200 if reachable else 503)
 
 
 def _dispatcher(
@@ -117,7 +112,7 @@ async def _scheduler(
     clock: Clock,
 ) -> Scheduler:
     """The scheduler and its worker; the model and sandbox libraries load only here."""
-    from bot.runner import build_worker
+    from bot.execution.build import build_worker
 
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     worker = await asyncio.to_thread(

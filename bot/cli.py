@@ -46,7 +46,7 @@ def serve(host: str, port: int) -> None:
     (default sqlite:///bosun.db), BOSUN_APP_ID with BOSUN_PRIVATE_KEY or
     BOSUN_PRIVATE_KEY_FILE, BOSUN_GITHUB_API_URL.
     """
-    from bot.errors import BosunError
+    from bot.core.errors import BosunError
     from bot.serve import run_server
     from bot.settings import Settings
 
@@ -160,7 +160,7 @@ def policy_explain(checkout: Path, org: Path | None) -> None:
     from bot.config.explain import explain_lines
     from bot.config.lint import read_org_policy
     from bot.config.load import read_checkout
-    from bot.errors import ConfigError
+    from bot.core.errors import ConfigError
 
     try:
         files = read_checkout(checkout)

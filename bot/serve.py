@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 
 from bot.app import create_app
-from bot.clock import SystemClock
+from bot.core.clock import SystemClock
 from bot.settings import Settings
 
 

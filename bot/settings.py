@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import SettingsError
+from bot.core.errors import SettingsError
 
 DEFAULT_DATABASE_URL = "sqlite:///bosun.db"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"

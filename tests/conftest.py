@@ -9,10 +9,10 @@ import pytest
 from gidgethub import sansio
 
 from bot.config.source import ConfigProvider
-from bot.github import GitHubClient
+from bot.github.client import GitHubClient
 from bot.handlers import router
-from bot.handlers.context import HandlerContext
 from bot.store import Store
+from bot.tasks.context import HandlerContext
 from tests.databases import postgres_database, truncate_all
 from tests.fakeclock import FakeClock
 

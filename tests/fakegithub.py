@@ -26,7 +26,7 @@ from urllib.parse import quote, urlencode
 import jwt
 from aiohttp import web
 
-from bot.github import Repo
+from bot.github.client import Repo
 
 BOT_LOGIN = "bosun[bot]"
 BOT_USER_ID = 149_000_001

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from bot.demo.run import app_key_pair as new_app_key
-from bot.github import GitHubClient
+from bot.github.client import GitHubClient
 from bot.settings import Secret
 from tests.contract.prism import PrismProxy, PrismUnavailable
 from tests.fakeclock import FakeClock

@@ -17,12 +17,12 @@ from aiohttp.test_utils import TestClient
 from gidgethub import sansio
 
 from bot.app import create_app
-from bot.clock import SystemClock
-from bot.github import GitHubClient
+from bot.core.clock import SystemClock
+from bot.core.task_states import TaskState
+from bot.github.client import GitHubClient
 from bot.settings import Secret, Settings
 from bot.store import Store
 from bot.store.tables import Task
-from bot.task_states import TaskState
 from tests.fakegithub import FakeGitHub
 from tests.signing import SECRET, delivery_headers
 

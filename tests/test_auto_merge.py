@@ -13,11 +13,11 @@ from gidgethub import sansio
 
 from bot.config.load import parse_file
 from bot.config.models import Policy
-from bot.github import Repo
+from bot.core.task_states import TaskState
+from bot.github.client import Repo
 from bot.handlers.merge import CheckRunState, MergeFacts, merge_verdict
 from bot.store import Store
 from bot.store.tables import Task
-from bot.task_states import TaskState
 from tests.events import (
     example_config,
     issue_label_event,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import Command, Malformed, Verb, help_text, parse_comment
+from bot.core.commands import Command, Malformed, Verb, help_text, parse_comment
 
 
 def test_exact_commands_parse() -> None:

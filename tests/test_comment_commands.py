@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from gidgethub import sansio
 
-from bot.github import Repo
+from bot.core.task_states import TaskState
+from bot.github.client import Repo
 from bot.store import Store
-from bot.task_states import TaskState
 from tests.events import (
     comment_event,
     example_config,

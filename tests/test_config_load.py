@@ -17,7 +17,7 @@ from bot.config.load import (
     read_checkout,
 )
 from bot.config.yamlsafe import MAX_BYTES, MAX_VALUES, parse_yaml
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 POLICY = """\
 version: 1

@@ -21,7 +21,7 @@ from bot.config.models import (
     route,
 )
 from bot.config.prompt import quote_untrusted, render_prompt
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,10 +13,10 @@ import pytest
 from gidgethub import sansio
 
 from bot.config.source import ConfigProvider
-from bot.github import GitHubClient, Repo
+from bot.github.client import GitHubClient, Repo
 from bot.handlers import router
-from bot.handlers.context import HandlerContext
 from bot.store import Store
+from bot.tasks.context import HandlerContext
 from tests.events import EXAMPLES, example_config, issue_label_event
 from tests.fakeclock import FakeClock
 from tests.fakegithub import FakeGitHub

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from bot.clock import SystemClock
+from bot.core.clock import SystemClock
+from bot.core.task_states import TaskState
 from bot.store import Store
-from bot.task_states import TaskState
 from tests.contract.prism import PrismProxy
 from tests.events import issue_label_event
 from tests.fakegithub import FakeGitHub

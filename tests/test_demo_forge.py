@@ -13,10 +13,10 @@ import jwt
 import pytest
 from multidict import CIMultiDict
 
-from bot.clock import SystemClock
+from bot.core.clock import SystemClock
+from bot.core.errors import GitHubError
 from bot.demo.forge import Forge
-from bot.errors import GitHubError
-from bot.github import CheckConclusion, CheckStatus, GitHubClient, PullState, Repo
+from bot.github.client import CheckConclusion, CheckStatus, GitHubClient, PullState, Repo
 from bot.settings import Secret
 from sandbox.workspace import Workspace, prepare
 from tests.github_fixtures import APP_ID, new_app_key

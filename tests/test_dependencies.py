@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.dependencies import (
+from bot.core.dependencies import (
     Stranded,
     WaitingTask,
     named,
@@ -12,7 +12,7 @@ from bot.dependencies import (
     stranded_by,
     unmet_dependencies,
 )
-from bot.task_states import TaskState
+from bot.core.task_states import TaskState
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+from bot.core.task_states import TaskState
 from bot.store import Store
 from bot.store.tables import Task
-from bot.task_states import TaskState
 from tests.events import issue_label_event, new_task, pull_label_event, review_event
 from tests.fakegithub import FakeGitHub
 from tests.loop_fixtures import (

@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.config.models import Failure, Stuck
-from bot.failures import Action, Attempts, FailureKind, decide
-from bot.progress import ProgressWatch
+from bot.core.failures import Action, Attempts, FailureKind, decide
+from bot.core.progress import ProgressWatch
+from bot.core.task_states import TaskState
 from bot.store import Store
-from bot.task_states import TaskState
 from tests.events import new_task
 from tests.fakeclock import FakeClock
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.github import CheckConclusion, CheckStatus, GitHubClient, Repo
+from bot.github.client import CheckConclusion, CheckStatus, GitHubClient, Repo
 from sandbox.workspace import prepare
 from tests.fakegithub import FakeGitHub
 

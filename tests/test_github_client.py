@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from bot.errors import GitHubError, GitHubRateLimited, GitHubTransientError, SettingsError
-from bot.github import (
+from bot.core.errors import GitHubError, GitHubRateLimited, GitHubTransientError, SettingsError
+from bot.github.client import (
     TRUNCATED,
     Annotation,
     CheckConclusion,

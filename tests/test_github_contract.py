@@ -11,8 +11,8 @@ import gidgethub
 import gidgethub.aiohttp
 import pytest
 
-from bot.errors import GitHubError
-from bot.github import (
+from bot.core.errors import GitHubError
+from bot.github.client import (
     Annotation,
     CheckConclusion,
     CheckStatus,

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.llm import LLM, ModelCall, load_litellm, model_error
+from bot.llm.client import LLM, ModelCall, load_litellm, model_error
 from sandbox.runtime.model import BudgetExhausted, ModelError, ModelErrorKind
 from sandbox.runtime.script import parse_script
 
@@ -283,7 +283,7 @@ def test_importing_the_model_module_does_not_import_litellm() -> None:
     done = _python(
         """
         import sys
-        import bot.llm
+        import bot.llm.client
         assert "litellm" not in sys.modules, "litellm imported eagerly"
         """
     )
@@ -304,7 +304,7 @@ def test_litellm_loads_and_answers_a_scripted_call_without_the_network() -> None
         socket.getaddrinfo = refuse
         socket.create_connection = refuse
 
-        from bot.llm import LLM
+        from bot.llm.client import LLM
         from sandbox.runtime.script import parse_script
 
         llm = LLM()

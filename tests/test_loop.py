@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from bot.core.task_states import TaskState
 from bot.store import Store
-from bot.task_states import TaskState
 from tests.events import example_config, issue_label_event, pull_label_event
 from tests.fakegithub import FakeGitHub
 from tests.loop_fixtures import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.paths import matches, matching, outside
+from bot.core.paths import matches, matching, outside
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ from collections.abc import Callable
 import pytest
 
 from bot.config.prompt import with_review
-from bot.github import Repo
+from bot.core.task_states import TaskState
+from bot.github.client import Repo
 from bot.store import Store
 from bot.store.tables import Task
-from bot.task_states import TaskState
 from tests.events import example_config, issue_label_event, review_event
 from tests.fakegithub import FakeGitHub
 

@@ -11,7 +11,7 @@ import pytest
 
 from bot.config.models import TaskSpec
 from bot.config.prompt import render_prompt
-from bot.llm import LLM, ModelCall
+from bot.llm.client import LLM, ModelCall
 from sandbox.backends import BubblewrapBackend, Limits
 from sandbox.runtime.builtin import AgentStatus, StepEvent, run_agent
 from sandbox.runtime.model import ModelClient, ModelErrorKind, ModelTurn

@@ -9,10 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.scheduler import Candidate, Scheduler, SchedulerConfig, lock_key, plan
+from bot.core.task_states import TaskState
+from bot.scheduling.locks import lock_key
+from bot.scheduling.loop import Scheduler, SchedulerConfig
+from bot.scheduling.plan import Candidate, plan
 from bot.store import NewTask, Store
 from bot.store.tables import Task
-from bot.task_states import TaskState
 from tests.fakeclock import FakeClock
 
 

@@ -6,10 +6,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from bot.core.task_states import TaskState
 from bot.store import NewDelivery, Store
 from bot.store.migrate import downgrade
 from bot.store.tables import SQLModel
-from bot.task_states import TaskState
 from tests.events import new_task
 from tests.fakeclock import FakeClock
 

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from bot.config.models import Failure
-from bot.dependencies import WaitingTask, ready_to_release, stranded_by, unmet_dependencies
-from bot.errors import IllegalTransition
-from bot.failures import Action, Attempts, FailureKind, decide
-from bot.scheduler import lock_key
+from bot.core.dependencies import WaitingTask, ready_to_release, stranded_by, unmet_dependencies
+from bot.core.errors import IllegalTransition
+from bot.core.failures import Action, Attempts, FailureKind, decide
+from bot.core.task_states import ACTIVE_TASK_STATES, TRANSITIONS, TaskState
+from bot.scheduling.locks import lock_key
 from bot.store import NewTask, Store
 from bot.store.tables import Task
-from bot.task_states import ACTIVE_TASK_STATES, TRANSITIONS, TaskState
 from tests.fakeclock import FakeClock
 
 ISSUES = st.integers(1, 2)

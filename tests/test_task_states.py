@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import IllegalTransition
+from bot.core.errors import IllegalTransition
+from bot.core.task_states import TRANSITIONS, TaskState
 from bot.store import NewTask, Store
-from bot.task_states import TRANSITIONS, TaskState
 
 README = Path(__file__).parent.parent / "README.md"
 

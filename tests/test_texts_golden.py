@@ -13,17 +13,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.commands import help_text
-from bot.texts import (
-    Phase,
-    RunFacts,
-    StatusView,
-    check_run_summary,
-    hand_over_comment,
-    pull_request_body,
-    status_comment,
-    status_table,
-)
+from bot.core.commands import help_text
+from bot.texts.check_run import check_run_summary
+from bot.texts.facts import RunFacts
+from bot.texts.hand_over import hand_over_comment
+from bot.texts.pull_request import pull_request_body
+from bot.texts.status import Phase, StatusView, status_comment, status_table
 
 GOLDEN = Path(__file__).parent / "golden"
 

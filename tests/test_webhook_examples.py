@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import Session, select
 
 from bot.app import DISPATCHER, create_app
-from bot.github import GitHubClient
+from bot.github.client import GitHubClient
 from bot.settings import Secret, Settings
 from bot.store import Store
 from bot.store.tables import Delivery

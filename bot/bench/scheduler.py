@@ -10,11 +10,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from bot.bench.report import machine_line
-from bot.clock import SystemClock
-from bot.scheduler import Scheduler, SchedulerConfig, lock_key
+from bot.core.clock import SystemClock
+from bot.core.task_states import TaskState
+from bot.scheduling.locks import lock_key
+from bot.scheduling.loop import Scheduler, SchedulerConfig
 from bot.store import NewTask, Store
 from bot.store.tables import Task
-from bot.task_states import TaskState
 
 HOLDER = "bench-worker"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from bot.bench.report import machine_line, percentile
-from bot.signing import delivery_headers
+from bot.intake.signing import delivery_headers
 
 SECRET = "bench-secret"  # noqa: S105 - the benchmark signs with its own throwaway secret
 PAYLOAD = Path(__file__).with_name("issues_labeled.json")
@@ -174,7 +174,7 @@ def saturate(url: str, body_file: Path, body: bytes, seconds: float) -> Saturati
 
 
 def stored_deliveries(database_url: str) -> int:
-    from bot.clock import SystemClock
+    from bot.core.clock import SystemClock
     from bot.store import Store
 
     store = Store.connect(database_url, clock=SystemClock())

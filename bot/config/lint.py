@@ -7,7 +7,7 @@ from pathlib import Path
 from bot.config.effective import ORG_POLICY_LABEL, effective_config
 from bot.config.load import POLICY_PATH, Problem, read_checkout
 from bot.config.yamlsafe import MAX_BYTES
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 
 def lint_checkout(path: Path, *, org: Path | None = None) -> list[Problem]:

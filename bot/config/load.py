@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 
 from bot.config.models import Policy, TaskSpec, is_name
 from bot.config.yamlsafe import MAX_BYTES, Document, parse_yaml
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 POLICY_PATH = ".bosun/policy.yaml"
 TASKS_DIR = ".bosun/tasks"

@@ -22,7 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bot.config.prompt import template_problem
-from bot.paths import matches
+from bot.core.paths import matches
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)

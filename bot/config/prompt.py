@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from bot.config.models import TaskSpec

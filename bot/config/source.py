@@ -16,8 +16,8 @@ from bot.config.effective import Effective, effective_config
 from bot.config.load import Problem, parse_file
 from bot.config.models import Policy, TaskSpec
 from bot.config.yamlsafe import MAX_BYTES
-from bot.errors import GitHubError
-from bot.github import FileTooLarge, GitHubClient, Repo
+from bot.core.errors import GitHubError
+from bot.github.client import FileTooLarge, GitHubClient, Repo
 
 log = structlog.get_logger("bosun.config")
 

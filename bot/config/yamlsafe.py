@@ -10,7 +10,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 MAX_BYTES = 1 << 20
 MAX_VALUES = 10_000

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.clock import Clock, SystemClock
+from bot.core.clock import Clock, SystemClock
 from bot.demo import forge_pages
 from bot.demo.forge_api import RepositoryApi, read_content
 from bot.demo.forge_checks import CheckRunApi

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import BosunError
+from bot.core.errors import BosunError
 
 # The forge's own git commands: no hooks, no user or system configuration, literal paths.
 _CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.quotePath=false")

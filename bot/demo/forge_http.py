@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from bot.clock import Clock
+from bot.core.clock import Clock
 from bot.demo.forge_json import Shapes, error_body
 from bot.demo.forge_state import CheckRun, Comment, ForgeRepo, ForgeState, Issue, Pull
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.clock import Clock
+from bot.core.clock import Clock
 from bot.demo.forge_git import BareRepo
 
 # https://docs.github.com/en/rest/reactions/reactions#about-reactions

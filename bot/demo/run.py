@@ -19,13 +19,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.app import SCHEDULER, STORE, create_app
-from bot.clock import SystemClock
+from bot.core.clock import SystemClock
+from bot.core.task_states import FINISHED_TASK_STATES, TaskState
 from bot.demo.forge import Forge
 from bot.demo.sample import DEMO_ISSUE, REPO_FILES, SCRIPT
+from bot.intake.signing import delivery_headers
 from bot.settings import Secret, Settings
-from bot.signing import delivery_headers
 from bot.store import Store
-from bot.task_states import FINISHED_TASK_STATES, TaskState
 
 OWNER, NAME = "acme", "widgets"
 SECRET = "demo-webhook-secret"  # noqa: S105 - signs deliveries between two local processes

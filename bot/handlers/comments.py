@@ -9,21 +9,22 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.commands import Command, Malformed, Verb, help_text, parse_comment, without_command
 from bot.config.models import Permission, permission_at_least
 from bot.config.source import RepoConfig
-from bot.dependencies import named
-from bot.errors import PayloadError
-from bot.failure_actions import hand_over
-from bot.github import Repo
-from bot.handlers.context import HandlerContext
-from bot.handlers.labels import Target, cancel_active_tasks, queue_request
-from bot.handlers.reviews import REVIEW_CONTEXT_LIMIT, review_context
-from bot.handlers.waiting import depends_on_of, unmet_for_issue
-from bot.publish import Reporter, view_of
+from bot.core.commands import Command, Malformed, Verb, help_text, parse_comment, without_command
+from bot.core.dependencies import named
+from bot.core.errors import PayloadError
+from bot.core.task_states import ACTIVE_TASK_STATES, TaskState
+from bot.execution.failure_actions import hand_over
+from bot.execution.publish import Reporter, view_of
+from bot.github.client import Repo
 from bot.store.tables import Task
-from bot.task_states import ACTIVE_TASK_STATES, TaskState
-from bot.texts import Phase, status_table
+from bot.tasks.admit import Target, queue_request
+from bot.tasks.cancel import cancel_active_tasks
+from bot.tasks.context import HandlerContext
+from bot.tasks.review_context import REVIEW_CONTEXT_LIMIT, review_context
+from bot.tasks.waiting import depends_on_of, unmet_for_issue
+from bot.texts.status import Phase, status_table
 
 router = routing.Router()
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.errors import PayloadError
-from bot.handlers.context import HandlerContext
+from bot.core.errors import PayloadError
+from bot.tasks.context import HandlerContext
 
 router = routing.Router()
 

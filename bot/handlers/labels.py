@@ -3,51 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import re
-from dataclasses import dataclass
 from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.config.models import permission_at_least
-from bot.config.source import RepoConfig
-from bot.dependencies import named
-from bot.errors import GitHubError, PayloadError
-from bot.github import Repo
-from bot.handlers.context import HandlerContext
-from bot.handlers.waiting import cancel_stranded_tasks, unmet_for_issue
-from bot.publish import Reporter, view_of
-from bot.store import NewTask
-from bot.store.tables import Task
-from bot.task_states import TaskState
-from bot.texts import Phase
+from bot.core.errors import PayloadError
+from bot.core.task_states import TaskState
+from bot.execution.publish import Reporter, view_of
+from bot.github.client import Repo
+from bot.tasks.admit import Target, queue_request, requested_task
+from bot.tasks.context import HandlerContext
+from bot.tasks.waiting import cancel_stranded_tasks
+from bot.texts.status import Phase
 
 router = routing.Router()
-
-TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def task_branch(task_name: str, issue_number: int) -> str:
-    return f"bosun/{task_name}/{issue_number}"
-
-
-def requested_task(label: str, prefix: str) -> str | None:
-    """The task a label asks for, or None when the label is not a trigger."""
-    if not label.startswith(prefix):
-        return None
-    return label[len(prefix) :].strip()
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a trigger label asks a task to work: an issue's new branch, or a PR's head."""
-
-    number: int
-    is_pull_request: bool
-    base_branch: str
-    head_branch: str | None  # a PR's own branch; None for an issue
-    from_fork: bool = False
 
 
 def _issue_target(data: dict[str, Any]) -> Target | None:
@@ -111,102 +80,6 @@ async def _queue_task(event: sansio.Event, ctx: HandlerContext, target: Target) 
         )
 
 
-async def queue_request(
-    ctx: HandlerContext,
-    repo: Repo,
-    config: RepoConfig,
-    *,
-    task_name: str,
-    sender: str,
-    target: Target,
-    review_context: str | None = None,
-    tier: str | None = None,
-) -> Task | None:
-    """Queue a task someone asked for, or hold it when they are below the trigger permission,
-    or, when a task it depends on has not had its pull request merged for this issue yet,
-    keep it waiting for that.
-
-    A request that cannot be honoured at all (unknown or broken task, bad config, a fork)
-    gets one comment saying why, and an audit record. `review_context` is a reviewer's
-    requested changes, handed to a re-run of the agent. `tier` (from `/bosun escalate`) runs
-    it once on that model tier, without retries.
-    """
-    github, _ = ctx.require_github()
-    detail: dict[str, Any] = {"issue": target.number, "task": task_name}
-    refusal = _refusal(config, task_name=task_name)
-    if refusal is None and target.from_fork:
-        refusal = Refusal(
-            "trigger.fork",
-            "Bosun did not queue this task: the pull request's branch lives in a fork, and "
-            "Bosun only pushes to branches of this repository.",
-        )
-    if refusal is not None:
-        await github.create_comment(repo=repo, issue_number=target.number, body=refusal.comment)
-        await ctx.audit(
-            refusal.action, actor=sender, repo=repo, config_sha=config.sha, detail=detail
-        )
-        return None
-    actual = await github.permission_of(repo=repo, username=sender)
-    permitted = permission_at_least(actual, config.policy.triggers.min_permission)
-    # Held wins: nobody has allowed the request yet, whatever its dependencies.
-    depends_on = tuple(config.tasks[task_name].depends_on)
-    unmet = await unmet_for_issue(ctx, repo, target.number, depends_on) if permitted else []
-    state = TaskState.HELD if not permitted else TaskState.WAITING if unmet else TaskState.QUEUED
-    task = await asyncio.to_thread(
-        ctx.store.create_task,
-        NewTask(
-            installation_id=repo.installation_id,
-            repo_full_name=repo.full_name,
-            issue_number=target.number,
-            is_pull_request=target.is_pull_request,
-            task_name=task_name,
-            branch=target.head_branch or task_branch(task_name, target.number),
-            base_branch=target.base_branch,
-            triggered_by=sender,
-            trigger_delivery_id=ctx.delivery_id,
-            config_sha=config.sha,
-            review_context=review_context,
-            tier=tier,
-            escalated=tier is not None,
-            max_attempts=1 if tier is not None else 1 + config.policy.failure.retry.attempts,
-        ),
-        state=state,
-    )
-    if task is None:
-        return None
-    detail |= {"branch": task.branch, "permission": actual}
-    if unmet:
-        detail["waits_for"] = unmet
-    await ctx.audit(
-        f"task.{state.value}",
-        actor=sender,
-        repo=repo,
-        config_sha=config.sha,
-        detail=detail,
-        task_id=task.id,
-    )
-    reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
-    if state == TaskState.HELD:
-        reason = _held_reason(config, sender=sender, actual=actual)
-        await reporter.status(view_of(task, phase=Phase.HELD, reason=reason))
-    elif state == TaskState.WAITING:
-        await reporter.status(view_of(task, phase=Phase.WAITING, reason=named(unmet)))
-    else:
-        await reporter.status(view_of(task, phase=Phase.QUEUED))
-        ctx.wake_scheduler()
-    return task
-
-
-def _held_reason(config: RepoConfig, *, sender: str, actual: str) -> str:
-    triggers = config.policy.triggers
-    return (
-        f"@{sender} has **{actual}** permission, and starting agents here needs "
-        f"**{triggers.min_permission.value}** or above. Someone with "
-        f"**{triggers.ok_to_run_permission.value}** permission can release it by commenting "
-        "`/bosun ok-to-run`."
-    )
-
-
 async def _cancel_task(event: sansio.Event, ctx: HandlerContext, number: int) -> None:
     label = _label_name(event.data)
     if label is None:
@@ -245,39 +118,6 @@ async def _cancel_task(event: sansio.Event, ctx: HandlerContext, number: int) ->
     )
 
 
-class Refusal:
-    def __init__(self, action: str, comment: str) -> None:
-        self.action = action
-        self.comment = comment
-
-
-def _refusal(config: RepoConfig, *, task_name: str) -> Refusal | None:
-    """Why this request cannot be honoured at all, as an audit action and a comment."""
-    if config.unusable:
-        return Refusal(
-            "trigger.config_broken",
-            "Bosun did not queue this task: the repository's `.bosun/` configuration on the "
-            "default branch has errors and there is no earlier good version.\n\n"
-            f"{config.problem_list()}",
-        )
-    broken = config.task_problems(task_name) if TASK_NAME.match(task_name) else ()
-    if broken:
-        listed = "\n".join(f"- `{problem}`" for problem in broken)
-        return Refusal(
-            "trigger.task_broken",
-            f"Bosun did not queue this task: `.bosun/tasks/{task_name}.yaml` on the default "
-            f"branch has errors.\n\n{listed}",
-        )
-    if not TASK_NAME.match(task_name) or task_name not in config.tasks:
-        known = ", ".join(f"`{name}`" for name in sorted(config.tasks)) or "none"
-        return Refusal(
-            "trigger.unknown_task",
-            "Bosun did not queue this task: no task of that name is defined in "
-            f"`.bosun/tasks/`. Tasks defined here: {known}.",
-        )
-    return None
-
-
 def _label_name(data: dict[str, Any]) -> str | None:
     label = data.get("label")
     if isinstance(label, dict) and isinstance(label.get("name"), str):
@@ -298,30 +138,3 @@ def _sender(data: dict[str, Any]) -> str:
 
 def _default_branch(data: dict[str, Any]) -> str:
     return str((data.get("repository") or {}).get("default_branch") or "main")
-
-
-async def cancel_active_tasks(
-    ctx: HandlerContext, repo: Repo, number: int, *, actor: str, reason: str
-) -> None:
-    """Cancel an issue's held, waiting and queued tasks, ask its running ones to stop; say so.
-
-    Every task of the issue goes, so no waiting task is left behind by a dependency."""
-    for active in await asyncio.to_thread(ctx.store.active_tasks, repo.full_name, number):
-        task = await asyncio.to_thread(
-            ctx.store.request_cancel, repo.full_name, number, active.task_name, reason=reason
-        )
-        if task is None:
-            continue
-        cancelled = task.state == TaskState.CANCELLED
-        await ctx.audit(
-            "task.cancelled" if cancelled else "task.cancel_requested",
-            actor=actor,
-            repo=repo,
-            config_sha=task.config_sha,
-            detail={"issue": number},
-            task_id=task.id,
-        )
-        if cancelled and ctx.github is not None:
-            reporter = Reporter(github=ctx.github, store=ctx.store, repo=repo, task=task)
-            with contextlib.suppress(GitHubError):
-                await reporter.status(view_of(task, phase=Phase.CANCELLED))

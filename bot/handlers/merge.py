@@ -16,13 +16,14 @@ from typing import Any, NamedTuple
 import structlog
 from gidgethub import routing, sansio
 
-from bot.approvals import count_approvals, requesters
 from bot.config.models import Review
-from bot.errors import GitHubError, GitHubRateLimited, GitHubTransientError, PayloadError
-from bot.github import GitHubClient, MergeMethod, Repo
-from bot.handlers.context import HandlerContext
+from bot.core.approvals import requesters
+from bot.core.errors import GitHubError, GitHubRateLimited, GitHubTransientError, PayloadError
+from bot.core.task_states import TaskState
+from bot.github.client import GitHubClient, MergeMethod, Repo
 from bot.store.tables import Task
-from bot.task_states import TaskState
+from bot.tasks.approvals import count_approvals
+from bot.tasks.context import HandlerContext
 
 log = structlog.get_logger("bosun.merge")
 router = routing.Router()

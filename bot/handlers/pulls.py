@@ -7,15 +7,15 @@ import contextlib
 
 from gidgethub import routing, sansio
 
-from bot.errors import GitHubError, PayloadError
-from bot.github import Repo
-from bot.handlers.context import HandlerContext
-from bot.handlers.labels import cancel_active_tasks
-from bot.handlers.waiting import cancel_stranded_tasks, release_ready_tasks
-from bot.publish import Reporter, view_of
+from bot.core.errors import GitHubError, PayloadError
+from bot.core.task_states import TaskState
+from bot.execution.publish import Reporter, view_of
+from bot.github.client import Repo
 from bot.store.tables import Task
-from bot.task_states import TaskState
-from bot.texts import Phase
+from bot.tasks.cancel import cancel_active_tasks
+from bot.tasks.context import HandlerContext
+from bot.tasks.waiting import cancel_stranded_tasks, release_ready_tasks
+from bot.texts.status import Phase
 
 router = routing.Router()
 

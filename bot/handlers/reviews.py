@@ -8,19 +8,19 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.approvals import count_approvals, requesters
 from bot.config.models import Review
-from bot.errors import PayloadError
-from bot.github import GitHubClient, Repo
-from bot.handlers.context import HandlerContext
-from bot.handlers.labels import Target, queue_request
-from bot.publish import READY_TITLE, Reporter, stored_facts
+from bot.core.approvals import requesters
+from bot.core.errors import PayloadError
+from bot.core.task_states import TaskState
+from bot.execution.publish import READY_TITLE, Reporter, stored_facts
+from bot.github.client import GitHubClient, Repo
 from bot.store.tables import Task
-from bot.task_states import TaskState
+from bot.tasks.admit import Target, queue_request
+from bot.tasks.approvals import count_approvals
+from bot.tasks.context import HandlerContext
+from bot.tasks.review_context import review_context
 
 router = routing.Router()
-
-REVIEW_CONTEXT_LIMIT = 20_000  # characters of review text handed to the agent
 
 
 @router.register("pull_request_review", action="submitted")
@@ -102,17 +102,6 @@ async def _show_approvals(
     await reporter.check_run(
         head_sha=task.head_sha, conclusion="success", title=READY_TITLE, facts=facts
     )
-
-
-def review_context(review: dict[str, Any], comments: list[dict[str, Any]]) -> str:
-    """What the reviewer wrote, as plain text: the review's body, then each inline comment."""
-    login = str((review.get("user") or {}).get("login") or "")
-    lines = [f"Review by @{login}, changes requested:", str(review.get("body") or "(no text)")]
-    for comment in comments:
-        line = comment.get("line") or comment.get("original_line")
-        where = f"{comment.get('path')}" + (f" line {line}" if line else "")
-        lines += ["", f"Comment on {where}:", str(comment.get("body") or "")]
-    return "\n".join(lines)[:REVIEW_CONTEXT_LIMIT]
 
 
 async def _open_tasks(ctx: HandlerContext, repo: Repo, number: int) -> list[Task]:

@@ -16,8 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from bot.clock import Clock
-from bot.errors import IllegalTransition, StoreError
+from bot.core.clock import Clock
+from bot.core.errors import IllegalTransition, StoreError
+from bot.core.task_states import ACTIVE_TASK_STATES, FINISHED_TASK_STATES, TaskState, can_transition
 from bot.store import migrate
 from bot.store.engine import make_engine
 from bot.store.tables import (
@@ -30,7 +31,6 @@ from bot.store.tables import (
     RepoConfigRecord,
     Task,
 )
-from bot.task_states import ACTIVE_TASK_STATES, FINISHED_TASK_STATES, TaskState, can_transition
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from bot.task_states import TaskState
+from bot.core.task_states import TaskState
 
 
 def _timestamp(*, nullable: bool = False, index: bool = False) -> Any:

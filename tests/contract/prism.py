@@ -25,7 +25,7 @@ OPENAPI_JSON = NODE_MODULES / "@octokit/openapi/generated/api.github.com.json"
 PRISM_CLI = NODE_MODULES / "@stoplight/prism-cli/dist/index.js"
 INSTALL_COMMAND = "npm ci --prefix tests/contract --no-audit --no-fund"
 
-# Every operation bot/github.py sends; a request outside this list gets Prism's 404.
+# Every operation bot/github/client.py sends; a request outside this list gets Prism's 404.
 OPERATIONS = frozenset(
     {
         "apps/get-authenticated",

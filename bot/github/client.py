@@ -20,8 +20,8 @@ import jwt
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from bot.clock import Clock
-from bot.errors import (
+from bot.core.clock import Clock
+from bot.core.errors import (
     GitHubError,
     GitHubRateLimited,
     GitHubTransientError,

@@ -36,7 +36,7 @@ class StoreError(BosunError):
 
 
 class IllegalTransition(BosunError):
-    """A task state change that `bot.task_states.TRANSITIONS` does not allow."""
+    """A task state change that `bot.core.task_states.TRANSITIONS` does not allow."""
 
 
 class PayloadError(BosunError):

@@ -6,14 +6,14 @@ import os
 
 import structlog
 
-from bot.clock import Clock
 from bot.config.source import ConfigProvider
-from bot.errors import SettingsError
-from bot.github import GitHubClient
-from bot.llm import LLM
+from bot.core.clock import Clock
+from bot.core.errors import SettingsError
+from bot.execution.worker import Worker, WorkerDeps
+from bot.github.client import GitHubClient
+from bot.llm.client import LLM
 from bot.settings import Settings
 from bot.store import Store
-from bot.worker import Worker, WorkerDeps
 from sandbox.backends import make_backend
 from sandbox.runtime.script import load_script
 from sandbox.setup import check_sandbox, ensure_sandbox_user

@@ -1,6 +1,6 @@
 """`depends_on`, decided over an issue's tasks: a task runs only once each task it depends on
 has had its pull request merged for the same issue, because it starts from the base branch
-and must see their change. Pure functions; `bot/handlers/waiting.py` acts on them."""
+and must see their change. Pure functions; `bot/tasks/waiting.py` acts on them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.task_states import TaskState
+from bot.core.task_states import TaskState
 
 # A task in one of these states may still get its pull request merged.
 _ON_ITS_WAY = (

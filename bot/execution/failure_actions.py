@@ -16,17 +16,18 @@ from typing import Any
 
 import structlog
 
-from bot.clock import Clock
 from bot.config.models import Escalate, Failure
-from bot.errors import GitHubError
-from bot.failures import Action, Decision, RunFailure, describe
-from bot.github import GitHubClient, PullState
-from bot.publish import Reporter, branch_head, repo_of, stored_facts, view_of
-from bot.scheduler import lock_key
+from bot.core.clock import Clock
+from bot.core.errors import GitHubError
+from bot.core.failures import Action, Decision, RunFailure, describe
+from bot.core.task_states import TaskState
+from bot.execution.publish import Reporter, branch_head, repo_of, stored_facts, view_of
+from bot.github.client import GitHubClient, PullState
+from bot.scheduling.locks import lock_key
 from bot.store import Store
 from bot.store.tables import Task
-from bot.task_states import TaskState
-from bot.texts import Phase, hand_over_comment
+from bot.texts.hand_over import hand_over_comment
+from bot.texts.status import Phase
 from sandbox.backends.base import SandboxError
 from sandbox.workspace import prepare
 

@@ -1,22 +1,22 @@
 """Waiting tasks, moved on by what happens to the tasks they depend on: queued once the last
 dependency's pull request merges, cancelled when one never will. Each says so in its status
-comment; `bot/dependencies.py` makes the decisions."""
+comment; `bot/core/dependencies.py` makes the decisions."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
-from bot import dependencies
 from bot.config.source import ConfigProvider
-from bot.dependencies import WaitingTask
-from bot.errors import GitHubError
-from bot.github import Repo
-from bot.handlers.context import HandlerContext
-from bot.publish import Reporter, view_of
+from bot.core import dependencies
+from bot.core.dependencies import WaitingTask
+from bot.core.errors import GitHubError
+from bot.core.task_states import TaskState
+from bot.execution.publish import Reporter, view_of
+from bot.github.client import Repo
 from bot.store.tables import Task
-from bot.task_states import TaskState
-from bot.texts import Phase
+from bot.tasks.context import HandlerContext
+from bot.texts.status import Phase
 
 
 async def depends_on_of(configs: ConfigProvider, repo: Repo, task: Task) -> tuple[str, ...]:

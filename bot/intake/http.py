@@ -11,8 +11,8 @@ from aiohttp import web
 from gidgethub import ValidationFailure
 from gidgethub.sansio import validate_event
 
-from bot.delivery_writer import DeliveryWriter
-from bot.errors import StoreError
+from bot.core.errors import StoreError
+from bot.intake.writer import DeliveryWriter
 from bot.settings import Secret
 from bot.store import NewDelivery
 

@@ -1,4 +1,4 @@
-"""What every handler receives: the store, GitHub, config, the clock and the delivery at hand."""
+"""What handlers and the use cases they share receive: store, GitHub, config, clock, delivery."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.clock import Clock
 from bot.config.source import ConfigProvider
-from bot.errors import SettingsError
-from bot.github import GitHubClient, Repo
+from bot.core.clock import Clock
+from bot.core.errors import SettingsError
+from bot.github.client import GitHubClient, Repo
 from bot.store import Store
 
 

@@ -3,53 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from bot.clock import Clock
+from bot.core.clock import Clock
+from bot.core.task_states import TaskState
+from bot.scheduling.locks import lock_key
+from bot.scheduling.plan import Candidate, plan
 from bot.store import Store
 from bot.store.tables import Task
-from bot.task_states import TaskState
 
 log = structlog.get_logger("bosun.scheduler")
 
 RunTask = Callable[[Task], Coroutine[Any, Any, None]]
 OnWorkerLost = Callable[[Task], Coroutine[Any, Any, None]]
-
-
-def lock_key(repo_full_name: str, branch: str) -> str:
-    """The branch lock a task must hold while it runs: one running task per branch."""
-    return f"branch:{repo_full_name}:{branch}"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    task_id: int
-    lock_key: str
-
-
-def plan(
-    candidates: Sequence[Candidate], *, held: AbstractSet[str], free_slots: int
-) -> list[Candidate]:
-    """Which candidates to start now, in the order given (priority, then age).
-
-    A candidate whose branch is held, or taken earlier in this plan, is passed over, so a
-    task waiting on a lock never blocks unrelated tasks behind it.
-    """
-    chosen: list[Candidate] = []
-    taken = set(held)
-    for candidate in candidates:
-        if len(chosen) >= free_slots:
-            break
-        if candidate.lock_key in taken:
-            continue
-        taken.add(candidate.lock_key)
-        chosen.append(candidate)
-    return chosen
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,19 +13,18 @@ from typing import Any
 
 import structlog
 
-from bot.approvals import count_approvals, requesters
-from bot.clock import Clock
 from bot.config.models import Agent, Failure, Review, TaskSpec, route
 from bot.config.prompt import render_prompt, with_review
 from bot.config.source import ConfigProvider, RepoConfig
-from bot.errors import BosunError, GitHubError
-from bot.failure_actions import FailureActions
-from bot.failures import Attempts, FailureKind, RunFailure, decide
-from bot.github import GitHubClient, Repo
-from bot.llm import LLM, ModelCall
-from bot.paths import outside
-from bot.progress import ProgressWatch
-from bot.publish import (
+from bot.core.approvals import requesters
+from bot.core.clock import Clock
+from bot.core.errors import BosunError, GitHubError
+from bot.core.failures import Attempts, FailureKind, RunFailure, decide
+from bot.core.paths import outside
+from bot.core.progress import ProgressWatch
+from bot.core.task_states import TaskState
+from bot.execution.failure_actions import FailureActions
+from bot.execution.publish import (
     READY_TITLE,
     Reporter,
     branch_head,
@@ -33,11 +32,15 @@ from bot.publish import (
     repo_of,
     view_of,
 )
-from bot.scheduler import lock_key
+from bot.github.client import GitHubClient, Repo
+from bot.llm.client import LLM, ModelCall
+from bot.scheduling.locks import lock_key
 from bot.store import Store
 from bot.store.tables import Task
-from bot.task_states import TaskState
-from bot.texts import Phase, RunFacts, pull_request_body
+from bot.tasks.approvals import count_approvals
+from bot.texts.facts import RunFacts
+from bot.texts.pull_request import pull_request_body
+from bot.texts.status import Phase
 from sandbox.backends import Backend, Limits
 from sandbox.runtime.builtin import AgentResult, AgentStatus, StepEvent, run_agent
 from sandbox.runtime.script import Script

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
-
-from bot.config.models import Review, permission_at_least
-from bot.github import GitHubClient, Repo
-from bot.store.tables import Task
+from typing import Any, Protocol
 
 # A reviewer's latest review in one of these states is their verdict; a comment is not.
 # https://docs.github.com/en/pull-requests/collaborating-with-pull-requests/reviewing-changes-in-pull-requests/about-pull-request-reviews
@@ -39,27 +35,19 @@ def approvers(
     ]
 
 
-def requesters(tasks: Iterable[Task]) -> set[str]:
+class Requested(Protocol):
+    """What `requesters` reads of a task: who triggered it, and whether a review did."""
+
+    @property
+    def triggered_by(self) -> str: ...
+
+    @property
+    def review_context(self) -> str | None: ...
+
+
+def requesters(tasks: Iterable[Requested]) -> set[str]:
     """Who asked for the agent's work; a reviewer's re-run does not make them its author."""
     return {task.triggered_by for task in tasks if task.review_context is None}
-
-
-async def count_approvals(
-    github: GitHubClient,
-    *,
-    repo: Repo,
-    number: int,
-    head_sha: str,
-    excluded: Iterable[str],
-    review: Review,
-) -> int:
-    """Approvals of the head commit by distinct people whose permission reaches `review.counts`."""
-    reviews = await github.list_reviews(repo=repo, number=number)
-    counted = 0
-    for login in approvers(reviews, head_sha=head_sha, excluded=excluded):
-        actual = await github.permission_of(repo=repo, username=login)
-        counted += permission_at_least(actual, review.counts)
-    return counted
 
 
 def _is_bot(user: Mapping[str, Any]) -> bool:

@@ -11,8 +11,8 @@ import orjson
 import structlog
 from gidgethub import routing, sansio
 
-from bot.clock import Clock
-from bot.errors import BosunError, GitHubRateLimited, GitHubTransientError, StoreError
+from bot.core.clock import Clock
+from bot.core.errors import BosunError, GitHubRateLimited, GitHubTransientError, StoreError
 from bot.store import Store, StoredDelivery
 
 log = structlog.get_logger("bosun.events")

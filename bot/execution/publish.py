@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
-from bot.errors import GitHubError
-from bot.github import GitHubClient, Repo
-from bot.paths import matching
+from bot.core.errors import GitHubError
+from bot.core.paths import matching
+from bot.github.client import GitHubClient, Repo
 from bot.store import Store
 from bot.store.tables import Task
-from bot.texts import CHECK_NAME, RunFacts, StatusView, check_run_summary, status_comment
+from bot.texts.check_run import CHECK_NAME, check_run_summary
+from bot.texts.facts import RunFacts
+from bot.texts.status import StatusView, status_comment
 
 Conclusion = Literal["success", "failure", "cancelled", "neutral"]
 READY_TITLE = "Agent change ready for review"

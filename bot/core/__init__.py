@@ -1,0 +1,1 @@
+"""Pure rules, no I/O: task states, failures, dependencies, progress, commands, paths, errors."""

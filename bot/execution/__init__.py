@@ -1,0 +1,1 @@
+"""Running a claimed task: the worker's lifecycle, the agent run, publishing and failure actions."""

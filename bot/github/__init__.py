@@ -1,0 +1,1 @@
+"""GitHub: the transport (gidgethub, tokens, ETags, retries) and the clients Bosun uses."""

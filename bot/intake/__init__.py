@@ -1,0 +1,1 @@
+"""Webhook intake: POST /webhook, group commit, signatures, the dispatcher of deliveries."""

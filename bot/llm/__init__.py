@@ -1,0 +1,1 @@
+"""Models: the litellm client (routing, prices, cache) and budgets."""

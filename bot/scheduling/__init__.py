@@ -1,0 +1,1 @@
+"""Scheduling: the pure plan, branch locks as leases, and the reconcile loop."""

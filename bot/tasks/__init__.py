@@ -1,0 +1,1 @@
+"""Use cases the handlers share: admitting, cancelling and releasing tasks."""

@@ -1,0 +1,1 @@
+"""Every text Bosun posts where people read it, pinned by golden tests."""

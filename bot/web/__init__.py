@@ -1,0 +1,1 @@
+"""What Bosun serves over HTTP besides intake: health, and later the dashboard and /metrics."""
