@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.config.source import ConfigProvider
 from bot.core.clock import Clock
+from bot.execution.publication import Publisher
 from bot.github.client import GitHubClient
 from bot.handlers import router
 from bot.intake.dispatcher import EventDispatcher
@@ -42,20 +43,22 @@ def create_app(
     secret = settings.require_webhook_secret()
     owned_store = store is None
     store = store or Store.connect(settings.database_url, clock=clock)
-    writer = DeliveryWriter(store.insert_deliveries)
+    writer = DeliveryWriter(store.deliveries.insert_many)
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[STORE] = store
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(store.migrate)
         async with _github_client(settings, clock, github) as client:
-            configs = ConfigProvider(client, store=store) if client is not None else None
+            configs = ConfigProvider(client, good=store.configs) if client is not None else None
+            publisher = None
             scheduler = None
             if client is not None and configs is not None:
                 app[GITHUB] = client
-                scheduler = await _scheduler(settings, store, client, configs, clock)
+                publisher = Publisher(github=client, store=store, clock=clock)
+                scheduler = await _scheduler(settings, store, client, configs, clock, publisher)
                 app[SCHEDULER] = scheduler
-            dispatcher = _dispatcher(store, client, configs, clock, scheduler)
+            dispatcher = _dispatcher(store, client, configs, clock, scheduler, publisher)
             app[DISPATCHER] = dispatcher
             await writer.start()
             background = [asyncio.create_task(dispatcher.run_forever(), name="event-dispatcher")]
@@ -90,6 +93,7 @@ def _dispatcher(
     configs: ConfigProvider | None,
     clock: Clock,
     scheduler: Scheduler | None,
+    publisher: Publisher | None,
 ) -> EventDispatcher:
     def make_context(delivery: StoredDelivery) -> HandlerContext:
         return HandlerContext(
@@ -98,6 +102,7 @@ def _dispatcher(
             configs=configs,
             clock=clock,
             delivery_id=delivery.delivery_id,
+            publisher=publisher,
             wake_scheduler=scheduler.wake if scheduler is not None else lambda: None,
         )
 
@@ -110,6 +115,7 @@ async def _scheduler(
     github: GitHubClient,
     configs: ConfigProvider,
     clock: Clock,
+    publisher: Publisher,
 ) -> Scheduler:
     """The scheduler and its worker; the model and sandbox libraries load only here."""
     from bot.execution.build import build_worker
@@ -123,6 +129,7 @@ async def _scheduler(
         configs=configs,
         clock=clock,
         holder=holder,
+        publisher=publisher,
     )
     config = SchedulerConfig(
         slots=settings.workers, holder=holder, lease_ttl=settings.lease_seconds
@@ -133,6 +140,7 @@ async def _scheduler(
         clock=clock,
         config=config,
         on_worker_lost=worker.recover_lost,
+        sync_publications=publisher.sync_due,
     )
 
 

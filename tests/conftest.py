@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gidgethub import sansio
 
-from bot.config.source import ConfigProvider
 from bot.github.client import GitHubClient
-from bot.handlers import router
 from bot.store import Store
-from bot.tasks.context import HandlerContext
 from tests.databases import postgres_database, truncate_all
+from tests.dispatch import Dispatch, dispatcher
 from tests.fakeclock import FakeClock
 
 pytest_plugins = ["tests.github_fixtures", "tests.sandbox_fixtures", "tests.loop_fixtures"]
@@ -56,20 +53,6 @@ def sqlite_store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
 
 
 @pytest.fixture
-def dispatch(
-    store: Store, github_via_prism: GitHubClient, clock: FakeClock
-) -> Callable[[sansio.Event], Awaitable[None]]:
+def dispatch(store: Store, github_via_prism: GitHubClient, clock: FakeClock) -> Dispatch:
     """Send an event through Bosun's real router, with GitHub behind Prism."""
-    configs = ConfigProvider(github_via_prism)
-
-    async def send(event: sansio.Event) -> None:
-        context = HandlerContext(
-            store=store,
-            github=github_via_prism,
-            configs=configs,
-            clock=clock,
-            delivery_id=event.delivery_id,
-        )
-        await router.dispatch(event, context)
-
-    return send
+    return dispatcher(store, github_via_prism, clock, remember_configs=False)

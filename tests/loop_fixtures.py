@@ -124,12 +124,12 @@ async def settled(store: Store, count: int, timeout: float = 60) -> list[Task]:
     """Wait until `count` tasks have left queued and running."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        tasks = store.tasks("acme/app")
+        tasks = store.tasks.all("acme/app")
         done = [t for t in tasks if t.state not in (TaskState.QUEUED, TaskState.RUNNING)]
         if len(done) >= count:
             return tasks
         await asyncio.sleep(0.1)
-    raise AssertionError(f"tasks did not settle: {[(t.id, t.state) for t in store.tasks()]}")
+    raise AssertionError(f"tasks did not settle: {[(t.id, t.state) for t in store.tasks.all()]}")
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 15) -> None:

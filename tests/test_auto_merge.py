@@ -61,13 +61,13 @@ def repo(fake_github: FakeGitHub) -> Repo:
 async def agent_pull(dispatch, store: Store, fake: FakeGitHub) -> tuple[Task, int, str]:
     """Alice labels issue 12; the agent's PR from `bosun/fix-bug/12` is open for review."""
     await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
-    [task] = store.tasks("acme/app")
+    [task] = store.tasks.all("acme/app")
     assert task.id is not None
     fake.add_branch("acme", "app", BRANCH)
     sha = fake.set_file("acme", "app", "fix.py", b"fixed = True\n", branch=BRANCH)
     number = fake.add_pull("acme", "app", head=BRANCH, user="bosun[bot]")
-    store.claim_task(task.id, lock_key="k", holder="w", ttl=60)
-    store.finish_run(
+    store.tasks.claim(task.id, lock_key="k", holder="w", ttl=60)
+    store.tasks.finish_run(
         task.id, TaskState.PR_OPEN, lock_key="k", holder="w", pr_number=number, head_sha=sha
     )
     return task, number, sha
@@ -89,7 +89,7 @@ def merge_requests(fake: FakeGitHub) -> list[str]:
 def audits(store: Store, action: str) -> list[dict[str, Any]]:
     return [
         {"actor": record.actor, "task_id": record.task_id, **record.detail}
-        for record in store.audit_records(repo_full_name="acme/app")
+        for record in store.audit.records(repo_full_name="acme/app")
         if record.action == action
     ]
 
@@ -162,7 +162,7 @@ async def test_an_approved_agent_pull_request_with_green_checks_is_merged(
     assert (merged["sha"], merged["merge_method"]) == (sha, "rebase")
 
     await dispatch(pull_closed_event(number=number, merged=True, sender="bosun[bot]"))
-    assert [t.state for t in store.tasks("acme/app")] == [TaskState.DONE]
+    assert [t.state for t in store.tasks.all("acme/app")] == [TaskState.DONE]
     assert BRANCH in fake_github.branches("acme", "app")  # a merged branch is not deleted
     assert prism_violations() == []
 
@@ -188,7 +188,7 @@ async def test_an_approval_of_an_earlier_push_does_not_merge(
     stale = fake_github.add_review("acme", "app", number, user="bob", state="APPROVED")
     head = fake_github.set_file("acme", "app", "fix.py", b"fixed = 1\n", branch=BRANCH)
     assert task.id is not None
-    store.update_task(task.id, head_sha=head)  # the agent's latest push
+    store.tasks.update(task.id, head_sha=head)  # the agent's latest push
     await dispatch(review_event(stale, number=number))
     await dispatch(check_event("check_run", head))
     assert merge_requests(fake_github) == []
@@ -304,7 +304,7 @@ async def test_nothing_is_merged_while_the_agent_runs_again(
         "acme", "app", number, user="bob", state="CHANGES_REQUESTED", body="Rename it."
     )
     await dispatch(review_event(changes, number=number, delivery_id="r-0"))
-    assert [t.state for t in store.tasks("acme/app")] == [TaskState.PR_OPEN, TaskState.QUEUED]
+    assert [t.state for t in store.tasks.all("acme/app")] == [TaskState.PR_OPEN, TaskState.QUEUED]
     await approve(dispatch, fake_github, number, user="maya")
     assert merge_requests(fake_github) == []
     assert prism_violations() == []
@@ -324,7 +324,7 @@ async def test_a_refused_merge_is_audited_and_the_delivery_survives(
     assert (refused["actor"], refused["task_id"], refused["sha"]) == ("bosun", task.id, sha)
     assert refused["status_code"] == 405
     assert "Required status check is expected." in refused["reason"]
-    assert [t.state for t in store.tasks("acme/app")] == [TaskState.PR_OPEN]
+    assert [t.state for t in store.tasks.all("acme/app")] == [TaskState.PR_OPEN]
     assert fake_github.pulls("acme", "app")[0]["state"] == "open"
     assert prism_violations() == []
 
@@ -356,7 +356,7 @@ async def test_the_agents_branch_is_deleted_when_its_pull_request_is_closed_unme
     task, number, _ = await agent_pull(dispatch, store, fake_github)
     await dispatch(pull_closed_event(number=number, merged=False))
     assert BRANCH not in fake_github.branches("acme", "app")
-    assert [t.state for t in store.tasks("acme/app")] == [TaskState.ABANDONED]
+    assert [t.state for t in store.tasks.all("acme/app")] == [TaskState.ABANDONED]
     [deleted] = audits(store, "branch.deleted")
     assert deleted == {"actor": "bosun", "task_id": task.id, "branch": BRANCH, "pr": number}
 
@@ -374,10 +374,10 @@ async def test_a_persons_branch_is_never_deleted(
     sha = fake_github.set_file("acme", "app", "mine.py", b"mine = 1\n", branch=head)
     number = fake_github.add_pull("acme", "app", head=head, user="maya")
     await dispatch(pull_label_event("labeled", label="agent:fix-bug", number=number, head=head))
-    [task] = store.tasks("acme/app")
+    [task] = store.tasks.all("acme/app")
     assert task.id is not None and task.is_pull_request
-    store.claim_task(task.id, lock_key="k", holder="w", ttl=60)
-    store.finish_run(
+    store.tasks.claim(task.id, lock_key="k", holder="w", ttl=60)
+    store.tasks.finish_run(
         task.id, TaskState.PR_OPEN, lock_key="k", holder="w", pr_number=number, head_sha=sha
     )
     await dispatch(closed_event(number, head=head))
@@ -394,7 +394,7 @@ async def test_the_branch_is_kept_when_the_policy_says_so(
     _, number, _ = await agent_pull(dispatch, store, fake_github)
     await dispatch(pull_closed_event(number=number, merged=False))
     assert BRANCH in fake_github.branches("acme", "app")
-    assert [t.state for t in store.tasks("acme/app")] == [TaskState.ABANDONED]
+    assert [t.state for t in store.tasks.all("acme/app")] == [TaskState.ABANDONED]
     assert audits(store, "branch.deleted") == []
     assert prism_violations() == []
 
@@ -411,11 +411,11 @@ def test_open_pull_tasks_at_finds_only_open_agent_pull_requests_at_that_commit(
             trigger_delivery_id=f"d-{issue}",
             config_sha=None,
         )
-        created = store.create_task(new)
+        created = store.tasks.create(new)
         assert created is not None and created.id is not None
         lock = f"k{issue}"
-        store.claim_task(created.id, lock_key=lock, holder="w", ttl=60)
-        store.finish_run(
+        store.tasks.claim(created.id, lock_key=lock, holder="w", ttl=60)
+        store.tasks.finish_run(
             created.id,
             TaskState.PR_OPEN,
             lock_key=lock,
@@ -424,9 +424,9 @@ def test_open_pull_tasks_at_finds_only_open_agent_pull_requests_at_that_commit(
             head_sha=sha,
         )
         ids.append(created.id)
-    store.transition(ids[1], TaskState.PR_OPEN, TaskState.ABANDONED, reason="closed")
-    assert [t.id for t in store.open_pull_tasks_at("acme/app", "a" * 40)] == [ids[0]]
-    assert store.open_pull_tasks_at("acme/other", "a" * 40) == []
+    store.tasks.transition(ids[1], TaskState.PR_OPEN, TaskState.ABANDONED, reason="closed")
+    assert [t.id for t in store.tasks.open_pulls_at("acme/app", "a" * 40)] == [ids[0]]
+    assert store.tasks.open_pulls_at("acme/other", "a" * 40) == []
 
 
 # The decision itself

@@ -45,7 +45,7 @@ async def test_run_queues_the_task_and_acknowledges_with_a_reaction(
     """`/bosun run fix-bug` from a writer queues it; the comment gets a thumbs-up."""
     event = said(fake_github, "Please fix this.\n/bosun run fix-bug")
     await dispatch(event)
-    [task] = store.tasks("acme/app")
+    [task] = store.tasks.all("acme/app")
     assert (task.task_name, task.state, task.triggered_by) == ("fix-bug", TaskState.QUEUED, "alice")
     assert fake_github.reactions(event.data["comment"]["id"]) == ["+1"]
     assert prism_violations() == []
@@ -56,20 +56,20 @@ async def test_a_held_request_runs_only_after_ok_to_run_from_a_maintainer(
 ) -> None:
     """Below the trigger permission a request waits; only ok-to-run's permission releases it."""
     await dispatch(said(fake_github, "/bosun run fix-bug", sender="trinity", delivery_id="c-1"))
-    [task] = store.tasks("acme/app")
+    [task] = store.tasks.all("acme/app")
     assert task.state == TaskState.HELD
     denied = said(fake_github, "/bosun ok-to-run", sender="alice", delivery_id="c-2")
     await dispatch(denied)
-    assert store.tasks("acme/app")[0].state == TaskState.HELD
+    assert store.tasks.all("acme/app")[0].state == TaskState.HELD
     assert fake_github.reactions(denied.data["comment"]["id"]) == ["-1"]
     assert any(
         "`/bosun ok-to-run` needs **maintain** permission" in c["body"]
         for c in fake_github.comments("acme", "app", 12)
     )
     await dispatch(said(fake_github, "/bosun ok-to-run", sender="maya", delivery_id="c-3"))
-    [task] = store.tasks("acme/app")
+    [task] = store.tasks.all("acme/app")
     assert (task.state, task.reason) == (TaskState.QUEUED, "released by @maya")
-    actions = [r.action for r in store.audit_records(repo_full_name="acme/app")]
+    actions = [r.action for r in store.audit.records(repo_full_name="acme/app")]
     assert actions == ["task.held", "command.denied", "task.released"]
     assert prism_violations() == []
 
@@ -83,7 +83,7 @@ async def test_text_that_only_mentions_a_command_does_nothing(
         event = said(fake_github, body)
         await dispatch(event)
         assert fake_github.reactions(event.data["comment"]["id"]) == []
-    assert store.tasks("acme/app") == []
+    assert store.tasks.all("acme/app") == []
     assert len(fake_github.comments("acme", "app", 12)) == before + 2
 
 
@@ -97,7 +97,7 @@ async def test_a_malformed_command_gets_the_help(
     reply = fake_github.comments("acme", "app", 12)[-1]["body"]
     assert reply.startswith("Bosun did not understand that: unknown command.")
     assert "- `/bosun run <task>`" in reply
-    assert store.tasks("acme/app") == []
+    assert store.tasks.all("acme/app") == []
 
 
 async def test_bots_are_never_answered(
@@ -105,7 +105,7 @@ async def test_bots_are_never_answered(
 ) -> None:
     """A bot's comment, Bosun's own included, is never taken as a command."""
     await dispatch(said(fake_github, "/bosun run fix-bug", sender="ci[bot]", sender_type="Bot"))
-    assert store.tasks("acme/app") == []
+    assert store.tasks.all("acme/app") == []
 
 
 async def test_cancel_and_status(
@@ -114,7 +114,7 @@ async def test_cancel_and_status(
     """`/bosun cancel` stops the issue's tasks; `/bosun status` lists them."""
     await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
     await dispatch(said(fake_github, "/bosun cancel", delivery_id="c-2"))
-    [task] = store.tasks("acme/app")
+    [task] = store.tasks.all("acme/app")
     assert (task.state, task.reason) == (TaskState.CANCELLED, "cancelled by @alice")
     await dispatch(said(fake_github, "/bosun status", sender="trinity", delivery_id="c-3"))
     reply = fake_github.comments("acme", "app", 12)[-1]["body"]
@@ -131,7 +131,7 @@ async def test_retry_runs_the_last_task_again(
     await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
     await dispatch(said(fake_github, "/bosun cancel", delivery_id="c-1"))
     await dispatch(said(fake_github, "/bosun retry", delivery_id="c-2"))
-    states = [t.state for t in store.tasks("acme/app")]
+    states = [t.state for t in store.tasks.all("acme/app")]
     assert states == [TaskState.CANCELLED, TaskState.QUEUED]
 
 
@@ -140,12 +140,12 @@ async def test_merged_and_closed_pull_requests_end_their_tasks(
 ) -> None:
     """Merged: the task is done. Closed unmerged: abandoned. The status comment says which."""
     await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
-    [task] = store.tasks("acme/app")
+    [task] = store.tasks.all("acme/app")
     assert task.id is not None
-    store.claim_task(task.id, lock_key="k", holder="w", ttl=60)
-    store.finish_run(task.id, TaskState.PR_OPEN, lock_key="k", holder="w", pr_number=40)
+    store.tasks.claim(task.id, lock_key="k", holder="w", ttl=60)
+    store.tasks.finish_run(task.id, TaskState.PR_OPEN, lock_key="k", holder="w", pr_number=40)
     await dispatch(pull_closed_event(number=40, merged=True))
-    done = store.task(task.id)
+    done = store.tasks.get(task.id)
     assert done is not None and done.state == TaskState.DONE
     assert (
         "**Done**: `fix-bug`'s pull request #40 was merged."
@@ -156,12 +156,12 @@ async def test_merged_and_closed_pull_requests_end_their_tasks(
     await dispatch(
         issue_label_event("labeled", label="agent:fix-bug", issue_number=13, delivery_id="d-13")
     )
-    second = store.tasks("acme/app")[-1]
+    second = store.tasks.all("acme/app")[-1]
     assert second.id is not None
-    store.claim_task(second.id, lock_key="k2", holder="w", ttl=60)
-    store.finish_run(second.id, TaskState.PR_OPEN, lock_key="k2", holder="w", pr_number=41)
+    store.tasks.claim(second.id, lock_key="k2", holder="w", ttl=60)
+    store.tasks.finish_run(second.id, TaskState.PR_OPEN, lock_key="k2", holder="w", pr_number=41)
     await dispatch(pull_closed_event(number=41, merged=False, delivery_id="pc-2"))
-    abandoned = store.task(second.id)
+    abandoned = store.tasks.get(second.id)
     assert abandoned is not None and abandoned.state == TaskState.ABANDONED
     assert abandoned.reason == "pull request #41 closed by @bob"
 
@@ -172,5 +172,5 @@ async def test_closing_the_issue_cancels_its_queued_tasks(
     """A closed issue needs no agent: its queued tasks are cancelled."""
     await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
     await dispatch(issue_closed_event())
-    [task] = store.tasks("acme/app")
+    [task] = store.tasks.all("acme/app")
     assert (task.state, task.reason) == (TaskState.CANCELLED, "issue closed by @alice")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,15 +14,13 @@ from gidgethub import sansio
 
 from bot.config.source import ConfigProvider
 from bot.github.client import GitHubClient, Repo
-from bot.handlers import router
 from bot.store import Store
-from bot.tasks.context import HandlerContext
+from tests.dispatch import Dispatch, dispatcher
 from tests.events import EXAMPLES, example_config, issue_label_event
 from tests.fakeclock import FakeClock
 from tests.fakegithub import FakeGitHub
 
 Violations = Callable[[], list[str]]
-Dispatch = Callable[[sansio.Event], Awaitable[None]]
 POLICY = ".bosun/policy.yaml"
 GOOD = example_config()[POLICY]
 
@@ -103,19 +101,6 @@ def repo(fake_github: FakeGitHub) -> Repo:
     return repo
 
 
-def dispatcher(store: Store, github: GitHubClient, clock: FakeClock) -> Dispatch:
-    """The real handler chain, as a fresh process would run it (its own ConfigProvider)."""
-    configs = ConfigProvider(github, store=store)
-
-    async def send(event: sansio.Event) -> None:
-        context = HandlerContext(
-            store=store, github=github, configs=configs, clock=clock, delivery_id=event.delivery_id
-        )
-        await router.dispatch(event, context)
-
-    return send
-
-
 @pytest.fixture
 def dispatch(store: Store, github_via_prism: GitHubClient, clock: FakeClock) -> Dispatch:
     return dispatcher(store, github_via_prism, clock)
@@ -140,13 +125,13 @@ async def test_a_valid_push_becomes_the_last_good_config(
     """A valid `.bosun/` pushed to the default branch is accepted, audited and remembered."""
     tightened = GOOD.replace(b"per_task_usd: 3.0", b"per_task_usd: 2.5")
     sha = await push_file(dispatch, fake_github, tightened, delivery_id="push-ok")
-    [record] = store.audit_records(repo_full_name="acme/app")
+    [record] = store.audit.records(repo_full_name="acme/app")
     assert (record.action, record.config_sha, record.delivery_id) == (
         "config.accepted",
         sha,
         "push-ok",
     )
-    assert store.last_good_config("acme/app") == sha
+    assert store.configs.last_good("acme/app") == sha
     assert fake_github.check_runs("acme", "app") == []
     assert prism_violations() == []
 
@@ -185,14 +170,14 @@ async def test_a_broken_push_is_refused_and_the_last_good_config_keeps_serving(
         7,
         3,
     )
-    rejected = store.audit_records(repo_full_name="acme/app")[-1]
+    rejected = store.audit.records(repo_full_name="acme/app")[-1]
     assert (rejected.action, rejected.config_sha) == ("config.rejected", broken)
     assert rejected.detail["sha"] == broken and rejected.detail["serving_sha"] == good
     [problem] = rejected.detail["problems"]
     assert problem.startswith(".bosun/policy.yaml:7:3: triggers.min_permission: ")
 
     await dispatch(issue_label_event("labeled", label="agent:fix-bug", delivery_id="label-1"))
-    [task] = store.tasks("acme/app")
+    [task] = store.tasks.all("acme/app")
     assert (task.task_name, task.config_sha) == ("fix-bug", good)
 
     restarted = dispatcher(store, github_via_prism, clock)
@@ -200,7 +185,7 @@ async def test_a_broken_push_is_refused_and_the_last_good_config_keeps_serving(
     await restarted(
         issue_label_event("labeled", label="agent:fix-bug", issue_number=13, delivery_id="l-2")
     )
-    assert [t.config_sha for t in store.tasks("acme/app")] == [good, good]
+    assert [t.config_sha for t in store.tasks.all("acme/app")] == [good, good]
     assert prism_violations() == []
 
 
@@ -220,7 +205,7 @@ async def test_every_kind_of_bad_yaml_is_refused_precisely_and_bosun_keeps_servi
     await dispatch(issue_label_event("labeled", label="agent:fix-bug", delivery_id="before"))
     broken = await push_file(dispatch, fake_github, content, delivery_id="push-bad")
 
-    rejected = store.audit_records(repo_full_name="acme/app")[-1]
+    rejected = store.audit.records(repo_full_name="acme/app")[-1]
     assert (rejected.action, rejected.config_sha) == ("config.rejected", broken)
     assert rejected.detail["problems"] == [expected]
     [run] = fake_github.check_runs("acme", "app", head_sha=broken)
@@ -231,7 +216,7 @@ async def test_every_kind_of_bad_yaml_is_refused_precisely_and_bosun_keeps_servi
     await dispatch(
         issue_label_event("labeled", label="agent:fix-bug", issue_number=13, delivery_id="after")
     )
-    assert [task.config_sha for task in store.tasks("acme/app")] == [good, good]
+    assert [task.config_sha for task in store.tasks.all("acme/app")] == [good, good]
     assert prism_violations() == []
 
 
@@ -246,7 +231,7 @@ async def test_pushes_elsewhere_or_without_bosun_changes_do_nothing(
     )
     readme = fake_github.set_file("acme", "app", "README.md", b"# app\n")
     await dispatch(push_event(readme, before=sha, paths=["README.md"], delivery_id="p2"))
-    assert store.audit_records(repo_full_name="acme/app") == []
+    assert store.audit.records(repo_full_name="acme/app") == []
     assert fake_github.check_runs("acme", "app") == []
 
 
@@ -267,7 +252,7 @@ async def test_a_broken_org_policy_is_refused_and_its_ceilings_stay(
     broken = fake_github.set_file("acme", ".github", POLICY, b"version: 1\nversion: 1\n")
     await dispatch(push_event(broken, before=before, paths=[POLICY], repo=".github"))
 
-    [record] = store.audit_records(repo_full_name="acme/.github")
+    [record] = store.audit.records(repo_full_name="acme/.github")
     assert (record.action, record.detail["serving_sha"]) == ("config.rejected", before)
     assert record.detail["problems"] == [
         ".bosun/policy.yaml:2:1: duplicate key 'version' (first at 1:1)"
@@ -275,7 +260,7 @@ async def test_a_broken_org_policy_is_refused_and_its_ceilings_stay(
     [run] = fake_github.check_runs("acme", ".github", head_sha=broken)
     assert run["conclusion"] == "failure"
 
-    restarted = ConfigProvider(github_via_prism, store=store)
+    restarted = ConfigProvider(github_via_prism, good=store.configs)
     config = await restarted.for_repo(repo, default_branch="main")
     assert config.policy.budgets.per_task_usd == 2.5
     assert prism_violations() == []

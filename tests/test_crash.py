@@ -131,27 +131,29 @@ def test_a_killed_worker_task_completes_exactly_once_after_restart(
     first = Serve(serve_env, [sleep_for(60), FIX, DONE], tmp_path)
     try:
         assert first.deliver(issue_label_event("labeled", label="agent:fix-bug")) == 202
-        wait_until(lambda: bool(store.tasks()) and bool(store.model_calls(1)), timeout=60)
-        assert store.tasks()[0].state == TaskState.RUNNING
+        wait_until(
+            lambda: bool(store.tasks.all()) and bool(store.model_calls.for_task(1)), timeout=60
+        )
+        assert store.tasks.all()[0].state == TaskState.RUNNING
         time.sleep(0.5)  # inside the sandboxed `sleep`
     finally:
         first.kill()
 
     second = Serve(serve_env, [FIX, DONE], tmp_path)
     try:
-        wait_until(lambda: store.tasks()[0].state == TaskState.PR_OPEN, timeout=60)
+        wait_until(lambda: store.tasks.all()[0].state == TaskState.PR_OPEN, timeout=60)
         wait_until(
             lambda: "is ready for review" in fake_github.comments("acme", "app", 12)[0]["body"],
             timeout=15,
         )
     finally:
         second.stop()
-    [task] = store.tasks()
+    [task] = store.tasks.all()
     assert task.attempts == 2
     assert len(fake_github.pulls("acme", "app")) == 1
     assert len(fake_github.comments("acme", "app", 12)) == 1
-    assert store.leases() == []
-    actions = [r.action for r in store.audit_records(repo_full_name="acme/app")]
+    assert store.leases.all() == []
+    actions = [r.action for r in store.audit.records(repo_full_name="acme/app")]
     assert actions.count("task.retry") == 1 and actions.count("task.pr_opened") == 1
     store.close()
     assert prism_violations() == []

@@ -78,7 +78,7 @@ ABANDON = """\
 def actions(store: Store) -> list[str]:
     return [
         record.action
-        for record in store.audit_records(repo_full_name="acme/app")
+        for record in store.audit.records(repo_full_name="acme/app")
         if record.actor == "bosun" and record.action.startswith("task.")
         if record.action != "task.started"
     ]
@@ -110,7 +110,7 @@ async def test_a_failed_run_is_retried_after_its_backoff_and_then_succeeds(
     await eventually(
         lambda: actions(live_store) == ["task.retry", "task.pr_opened"]
     )  # audits follow the state
-    [retry] = [r for r in live_store.audit_records() if r.action == "task.retry"]
+    [retry] = [r for r in live_store.audit.records() if r.action == "task.retry"]
     assert retry.detail["kind"] == "agent_error" and retry.detail["delay_seconds"] == 1.0
     assert task.not_before is not None and task.started_at is not None
     assert task.started_at >= task.not_before  # the retry did not start before its backoff
@@ -145,14 +145,14 @@ async def test_retries_used_up_escalate_to_the_higher_tier_then_hand_over_to_peo
     expected = ["task.retry", "task.escalate_tier", "task.hand_over", "task.labelled"]
     await eventually(lambda: actions(live_store) == expected)  # audits follow the state
     assert task.id is not None
-    models = {call.attempt: call.model for call in live_store.model_calls(task.id)}
+    models = {call.attempt: call.model for call in live_store.model_calls.for_task(task.id)}
     assert models == {1: "gpt-4o-mini", 2: "gpt-4o-mini", 3: "gpt-4o"}
     assert "bosun/needs-human" in fake_github.labels("acme", "app", 12)
     await eventually(comment_says(fake_github, "**`fix-bug` needs a person**: agent error"))
     bodies = [c["body"] for c in fake_github.comments("acme", "app", 12)]
     [hand_over] = [body for body in bodies if "hands it to you" in body]
     assert hand_over.startswith("@maya @acme/leads: Bosun has stopped trying `fix-bug`")
-    assert live_store.leases() == []
+    assert live_store.leases.all() == []
     assert prism_violations() == []
 
 
@@ -173,7 +173,7 @@ async def test_abandon_stops_releases_the_lock_and_says_why(
     assert task.state == TaskState.FAILED and task.failure_kind == "step_limit"
     await eventually(lambda: actions(live_store) == ["task.abandon"])  # audits follow the state
     assert "Abandoned: the locks are released, the branch is kept." in (task.reason or "")
-    assert live_store.leases() == []
+    assert live_store.leases.all() == []
     assert fake_github.labels("acme", "app", 12) == []
     await eventually(comment_says(fake_github, "**`fix-bug` failed**: step limit: the agent"))
     assert prism_violations() == []
@@ -185,10 +185,10 @@ async def test_rollback_closes_the_pull_request_the_task_opened_and_deletes_its_
     live_store: Store,
     prism_violations: Violations,
 ) -> None:
-    """The PR opened, then GitHub failed on the check run: rollback leaves no branch and no
-    open pull request, and a later PR-closed event ends nothing that should stay."""
+    """The PR opened, then GitHub failed while its approvals were counted: rollback leaves no
+    branch and no open pull request, and a later PR-closed event ends nothing that should stay."""
     add_repo(fake_github, "  retry: {attempts: 0}\n  then: rollback")
-    fake_github.fail_next("POST", r"^/repos/acme/app/check-runs$", 500, times=20)
+    fake_github.fail_next("GET", r"^/repos/acme/app/pulls/\d+/reviews$", 500, times=20)
     client = await start_bosun([FIX, DONE])
     await deliver(client, issue_label_event("labeled", label="agent:fix-bug"))
     [task] = await settled(live_store, 1, timeout=90)
@@ -205,7 +205,7 @@ async def test_rollback_closes_the_pull_request_the_task_opened_and_deletes_its_
     await eventually(
         lambda: actions(live_store) == ["task.rollback", "task.rolled_back"]
     )  # audits follow the state
-    assert live_store.leases() == []
+    assert live_store.leases.all() == []
     assert prism_violations() == []
 
 
@@ -234,7 +234,7 @@ async def test_a_rerun_that_fails_leaves_the_pull_request_under_review_alone(
     await eventually(comment_says(fake_github, "nothing: Bosun had pushed nothing for this task"))
     assert BRANCH in fake_github.branches("acme", "app")
     assert [p["state"] for p in fake_github.pulls("acme", "app")] == ["open"]
-    assert live_store.tasks()[0].state == TaskState.PR_OPEN
+    assert live_store.tasks.all()[0].state == TaskState.PR_OPEN
     assert prism_violations() == []
 
 
@@ -249,7 +249,7 @@ async def test_rollback_on_a_persons_pull_request_reverts_what_bosun_pushed(
     fake_github.add_branch("acme", "app", "feature/login")
     number = fake_github.add_pull("acme", "app", head="feature/login", title="Login")
     before = fake_github.branch_files("acme", "app", "feature/login")
-    fake_github.fail_next("POST", r"^/repos/acme/app/check-runs$", 500, times=20)
+    fake_github.fail_next("GET", r"^/repos/acme/app/pulls/\d+/reviews$", 500, times=20)
     client = await start_bosun([FIX, DONE])
     event = pull_label_event("labeled", label="agent:fix-bug", number=number, head="feature/login")
     await deliver(client, event)
@@ -296,7 +296,7 @@ async def test_a_run_past_its_wall_clock_is_a_sandbox_timeout(
 
     assert task.failure_kind == "sandbox_timeout", task.reason
     assert "wall-clock limit of 2s" in (task.reason or "")
-    assert live_store.leases() == []
+    assert live_store.leases.all() == []
     assert prism_violations() == []
 
 
@@ -376,7 +376,7 @@ async def test_a_lost_worker_with_no_attempts_left_gets_the_final_action(
 
     assert task.state == TaskState.FAILED and task.failure_kind == "worker_lost"
     await eventually(lambda: actions(live_store) == ["task.abandon"])  # audits follow the state
-    assert live_store.leases() == []
+    assert live_store.leases.all() == []
     await eventually(comment_says(fake_github, "**`fix-bug` failed**: worker lost"))
     assert prism_violations() == []
 
@@ -391,7 +391,7 @@ async def test_a_task_its_config_no_longer_defines_is_not_retried(
         branch="bosun/add-tests/12",
         config_sha=fake_github.branches("acme", "app")["main"],
     )
-    assert live_store.create_task(new) is not None
+    assert live_store.tasks.create(new) is not None
     await start_bosun([DONE])
     [task] = await settled(live_store, 1, timeout=30)
 
@@ -411,7 +411,7 @@ async def test_a_task_cancelled_while_its_worker_was_dead_is_not_retried(
     add_repo(fake_github, "  retry: {attempts: 3, backoff_seconds: 0}")
     task = ghost_run(fake_github, live_store, attempts_allowed=4)
     assert task.id is not None
-    live_store.request_cancel("acme/app", 12, "fix-bug", reason="cancelled by @alice")
+    live_store.tasks.request_cancel("acme/app", 12, "fix-bug", reason="cancelled by @alice")
     await asyncio.sleep(0.3)
 
     await start_bosun([DONE])
@@ -429,14 +429,14 @@ def test_only_one_replica_ends_a_lost_run_and_never_a_newer_one(store: Store) ->
     task = ghost_run(None, store, attempts_allowed=3, ttl=-1)
     assert task.id is not None
     stale = {"worker_id": task.worker_id, "attempt": task.attempts}
-    assert store.end_lost_run(task.id, TaskState.QUEUED, **stale, reason="worker lost")
-    again = store.claim_task(task.id, lock_key=f"branch:acme/app:{BRANCH}", holder="w2", ttl=60)
+    assert store.tasks.end_lost_run(task.id, TaskState.QUEUED, **stale, reason="worker lost")
+    again = store.tasks.claim(task.id, lock_key=f"branch:acme/app:{BRANCH}", holder="w2", ttl=60)
     assert again is not None
-    assert not store.end_lost_run(task.id, TaskState.QUEUED, **stale, reason="worker lost")
-    current = store.task(task.id)
+    assert not store.tasks.end_lost_run(task.id, TaskState.QUEUED, **stale, reason="worker lost")
+    current = store.tasks.get(task.id)
     assert current is not None
     assert (current.state, current.worker_id, current.attempts) == (TaskState.RUNNING, "w2", 2)
-    assert [lease.holder for lease in store.leases()] == ["w2"]
+    assert [lease.holder for lease in store.leases.all()] == ["w2"]
 
 
 def ghost_run(
@@ -445,9 +445,9 @@ def ghost_run(
     """A run whose worker died: running, its lease about to lapse (or lapsed)."""
     sha = fake.branches("acme", "app")["main"] if fake is not None else "0" * 40
     new = new_task(trigger_delivery_id="d-ghost", config_sha=sha, max_attempts=attempts_allowed)
-    created = store.create_task(new)
+    created = store.tasks.create(new)
     assert created is not None and created.id is not None
     lease = {"lock_key": f"branch:acme/app:{BRANCH}", "holder": "dead-worker", "ttl": ttl}
-    claimed = store.claim_task(created.id, **lease)
+    claimed = store.tasks.claim(created.id, **lease)
     assert claimed is not None
     return claimed

@@ -125,11 +125,13 @@ def test_a_retry_is_not_a_candidate_before_its_backoff_is_over(
     store: Store, clock: FakeClock
 ) -> None:
     new = new_task()
-    task = store.create_task(new)
+    task = store.tasks.create(new)
     assert task is not None and task.id is not None
-    store.claim_task(task.id, lock_key="k", holder="w", ttl=60)
+    store.tasks.claim(task.id, lock_key="k", holder="w", ttl=60)
     later = clock.now() + timedelta(seconds=90)
-    assert store.finish_run(task.id, TaskState.QUEUED, lock_key="k", holder="w", not_before=later)
-    assert store.queued_candidates(limit=10) == []
+    assert store.tasks.finish_run(
+        task.id, TaskState.QUEUED, lock_key="k", holder="w", not_before=later
+    )
+    assert store.tasks.queued_candidates(limit=10) == []
     clock.advance(91)
-    assert [row[0] for row in store.queued_candidates(limit=10)] == [task.id]
+    assert [row[0] for row in store.tasks.queued_candidates(limit=10)] == [task.id]

@@ -46,7 +46,7 @@ async def test_a_signed_delivery_is_stored_before_the_ack(
     headers = delivery_headers("issues", body, delivery_id="d-1")
     response = await client.post("/webhook", data=body, headers=headers)
     assert response.status == 202
-    stored = store.delivery("d-1")
+    stored = store.deliveries.get("d-1")
     assert stored is not None
     assert (stored.event, stored.action, stored.body) == ("issues", "labeled", body)
     assert stored.repo_full_name == json.loads(body)["repository"]["full_name"]
@@ -76,7 +76,7 @@ async def test_a_bad_or_missing_signature_is_refused_and_nothing_stored(
     }
     response = await client.post("/webhook", data=body, headers=headers)
     assert response.status == 401
-    assert store.count_deliveries() == 0
+    assert store.deliveries.count() == 0
 
 
 async def test_a_legacy_sha1_signature_alone_is_refused(
@@ -98,7 +98,7 @@ async def test_a_legacy_sha1_signature_alone_is_refused(
     assert response.status == 401
     sha1_in_256 = {**headers, "X-Hub-Signature-256": sha1}
     assert (await client.post("/webhook", data=body, headers=sha1_in_256)).status == 401
-    assert store.count_deliveries() == 0
+    assert store.deliveries.count() == 0
 
 
 async def test_a_redelivery_is_acknowledged_and_not_stored_again(
@@ -111,7 +111,7 @@ async def test_a_redelivery_is_acknowledged_and_not_stored_again(
     again = await client.post("/webhook", data=body, headers=headers)
     assert again.status == 200
     assert (await again.json())["status"] == "duplicate"
-    assert store.count_deliveries() == 1
+    assert store.deliveries.count() == 1
 
 
 async def test_concurrent_copies_of_one_delivery_store_one(
@@ -124,7 +124,7 @@ async def test_concurrent_copies_of_one_delivery_store_one(
         *(client.post("/webhook", data=body, headers=headers) for _ in range(8))
     )
     assert sorted(r.status for r in responses) == [200] * 7 + [202]
-    assert store.count_deliveries() == 1
+    assert store.deliveries.count() == 1
 
 
 async def test_an_oversized_body_is_refused_without_storing(
@@ -141,7 +141,7 @@ async def test_an_oversized_body_is_refused_without_storing(
 
     streamed = await client.post("/webhook", data=chunks(), headers=headers)
     assert streamed.status == 413
-    assert store.count_deliveries() == 0
+    assert store.deliveries.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -153,7 +153,7 @@ async def test_malformed_json_is_a_400(
     """A correctly signed body that is not a JSON object is refused, and nothing is stored."""
     response = await client.post("/webhook", data=body, headers=delivery_headers("issues", body))
     assert response.status == 400
-    assert store.count_deliveries() == 0
+    assert store.deliveries.count() == 0
 
 
 async def test_missing_event_headers_and_wrong_content_type(
@@ -168,7 +168,7 @@ async def test_missing_event_headers_and_wrong_content_type(
     assert (await client.post("/webhook", data=body, headers=no_id)).status == 400
     form = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
     assert (await client.post("/webhook", data=body, headers=form)).status == 415
-    assert store.count_deliveries() == 0
+    assert store.deliveries.count() == 0
 
 
 async def test_unknown_events_are_acknowledged_and_ignored(
@@ -179,7 +179,7 @@ async def test_unknown_events_are_acknowledged_and_ignored(
     headers = delivery_headers("made_up_event", body, delivery_id="d-unknown")
     assert (await client.post("/webhook", data=body, headers=headers)).status == 202
     await client.app[DISPATCHER].drain_once()
-    stored = store.delivery("d-unknown")
+    stored = store.deliveries.get("d-unknown")
     assert stored is not None and stored.outcome == "ignored"
 
 
@@ -195,9 +195,9 @@ async def test_healthz_is_503_when_the_store_is_down(
 ) -> None:
     """A dead database makes /healthz fail, so traffic moves elsewhere."""
     client = await aiohttp_client(create_app(settings(), clock=clock, store=sqlite_store))
-    sqlite_store.engine.dispose()
-    Path(str(sqlite_store.engine.url.database)).unlink()
-    Path(str(sqlite_store.engine.url.database)).mkdir()  # a directory cannot be opened as a db
+    sqlite_store.db.engine.dispose()
+    Path(str(sqlite_store.db.engine.url.database)).unlink()
+    Path(str(sqlite_store.db.engine.url.database)).mkdir()  # a directory cannot be opened as a db
     response = await client.get("/healthz")
     assert response.status == 503
     assert (await response.json())["store"] == "down"
@@ -209,7 +209,7 @@ async def test_deliveries_acknowledged_before_a_crash_are_handled_on_restart(
     """Handling runs from the stored event, so a crash between ack and handling loses nothing."""
     body = (EXAMPLES / "installation.created.json").read_bytes()
     payload = json.loads(body)
-    store.insert_deliveries(
+    store.deliveries.insert_many(
         [
             NewDelivery(
                 delivery_id="d-before-crash",
@@ -223,9 +223,9 @@ async def test_deliveries_acknowledged_before_a_crash_are_handled_on_restart(
     )
     await aiohttp_client(create_app(settings(), clock=clock, store=store))
     for _ in range(100):
-        stored = store.delivery("d-before-crash")
+        stored = store.deliveries.get("d-before-crash")
         if stored is not None and stored.handled_at is not None:
             break
         await asyncio.sleep(0.02)
     assert stored is not None and stored.outcome == "handled"
-    assert store.installation(payload["installation"]["id"]) is not None
+    assert store.installations.get(payload["installation"]["id"]) is not None

@@ -68,10 +68,10 @@ async def test_a_labelled_issue_becomes_a_pull_request_with_check_run_and_commen
 
     await eventually(comment_says(fake_github, f"**Pull request #{pull['number']} is ready"))
     assert len(fake_github.comments("acme", "app", 12)) == 1
-    calls = live_store.model_calls(task.id or 0)
+    calls = live_store.model_calls.for_task(task.id or 0)
     assert len(calls) == 3 and all(c.model == "gpt-4o-mini" for c in calls)
     assert task.cost_usd > 0 and task.tokens_in > 0
-    assert live_store.leases() == [], "the branch lock is released"
+    assert live_store.leases.all() == [], "the branch lock is released"
     assert prism_violations() == []
 
 
@@ -86,7 +86,7 @@ async def test_removing_the_label_mid_run_cancels_it_and_releases_the_lock(
     client = await start_bosun([sleep_for(60), FIX, DONE])
     await deliver(client, issue_label_event("labeled", label="agent:fix-bug"))
     deadline = time.monotonic() + 30
-    while not live_store.running_tasks() and time.monotonic() < deadline:
+    while not live_store.tasks.running() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)  # well inside the sleep command
     started = time.monotonic()
@@ -99,7 +99,7 @@ async def test_removing_the_label_mid_run_cancels_it_and_releases_the_lock(
     assert "bosun/fix-bug/12" not in fake_github.branches("acme", "app")
     await eventually(comment_says(fake_github, "**`fix-bug` was cancelled**: label removed"))
     assert len(fake_github.comments("acme", "app", 12)) == 1
-    assert live_store.leases() == []
+    assert live_store.leases.all() == []
     assert prism_violations() == []
 
 
@@ -124,12 +124,12 @@ async def test_two_labels_on_one_pull_request_take_turns_on_its_branch(
     overlaps: list[set[str]] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        running = {t.branch for t in live_store.running_tasks()}
+        running = {t.branch for t in live_store.tasks.running()}
         overlaps.append(running)
         if (
-            len(live_store.tasks("acme/app")) == 3
+            len(live_store.tasks.all("acme/app")) == 3
             and not running
-            and not live_store.queued_tasks(limit=1)
+            and not live_store.tasks.queued(limit=1)
         ):
             break
         await asyncio.sleep(0.05)
@@ -200,7 +200,7 @@ async def test_running_a_task_again_updates_the_same_pull_request_and_comment(
     log = fake_github.branch_files("acme", "app", "bosun/fix-bug/12")["log.txt"]
     assert log == b"one more line\n" * 2
     [comment] = fake_github.comments("acme", "app", 12)
-    again = live_store.task(second.id or 0)
+    again = live_store.tasks.get(second.id or 0)
     assert again is not None and again.status_comment_id == comment["id"]
     runs = fake_github.check_runs("acme", "app", head_sha=pull["head"]["sha"])
     assert [run["conclusion"] for run in runs] == ["success"]

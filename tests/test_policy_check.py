@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import pytest
 from gidgethub import sansio
 
-from bot.config.source import ConfigProvider
 from bot.github.client import GitHubClient, Repo
-from bot.handlers import router
 from bot.store import NewTask, Store
-from bot.tasks.context import HandlerContext
+from tests.dispatch import Dispatch, dispatcher
 from tests.events import EXAMPLES, example_config
 from tests.fakeclock import FakeClock
 from tests.fakegithub import FakeGitHub
 
 Violations = Callable[[], list[str]]
-Dispatch = Callable[[sansio.Event], Awaitable[None]]
 POLICY = ".bosun/policy.yaml"
 
 
@@ -70,19 +67,7 @@ def repo(fake_github: FakeGitHub) -> Repo:
 
 @pytest.fixture
 def dispatch(store: Store, github_via_prism: GitHubClient, clock: FakeClock) -> Dispatch:
-    configs = ConfigProvider(github_via_prism, store=store)
-
-    async def send(event: sansio.Event) -> None:
-        context = HandlerContext(
-            store=store,
-            github=github_via_prism,
-            configs=configs,
-            clock=clock,
-            delivery_id=event.delivery_id,
-        )
-        await router.dispatch(event, context)
-
-    return send
+    return dispatcher(store, github_via_prism, clock)
 
 
 def propose(
@@ -148,7 +133,7 @@ async def test_a_valid_change_succeeds_with_the_diff_and_its_effect_on_live_task
     main = fake_github.branch_sha("acme", "app", "main")
     spent = _queue(store, issue=3, sha=main)
     held = _queue(store, issue=4, sha=main)
-    store.update_task(spent, cost_usd=1.2)
+    store.tasks.update(spent, cost_usd=1.2)
     task = example_config()[".bosun/tasks/fix-bug.yaml"].replace(
         b"budget_usd: 2.5", b"budget_usd: 1"
     )
@@ -209,10 +194,10 @@ async def test_the_org_policy_is_checked_as_ceilings_over_every_repository(
     simulation covers the live tasks of every repository of the installation."""
     org_policy = example_config()[POLICY]
     fake_github.add_repo("acme", ".github", installation_id=7, files={POLICY: org_policy})
-    store.set_installation_repositories(7, added=["acme/app", "acme/.github"], removed=[])
+    store.installations.set_repositories(7, added=["acme/app", "acme/.github"], removed=[])
     main = fake_github.branch_sha("acme", "app", "main")
     task = _queue(store, issue=9, sha=main)
-    store.update_task(task, cost_usd=1.0)
+    store.tasks.update(task, cost_usd=1.0)
     lowered = edited_policy((b"per_task_usd: 3.0", b"per_task_usd: 0.5"))
     number, sha = propose(fake_github, "cap", {POLICY: lowered}, name=".github")
     await dispatch(pull_event("opened", number=number, head="cap", head_sha=sha, repo=".github"))
@@ -239,7 +224,7 @@ async def test_the_org_policy_is_checked_as_ceilings_over_every_repository(
 
 
 def _queue(store: Store, *, issue: int, sha: str) -> int:
-    task = store.create_task(
+    task = store.tasks.create(
         NewTask(
             installation_id=7,
             repo_full_name="acme/app",

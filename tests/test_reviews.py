@@ -37,13 +37,13 @@ def repo(fake_github: FakeGitHub) -> Repo:
 async def agent_pull(dispatch, store: Store, fake: FakeGitHub) -> tuple[Task, int]:
     """Alice labels issue 12; the agent's PR from `bosun/fix-bug/12` is open for review."""
     await dispatch(issue_label_event("labeled", label="agent:fix-bug"))
-    [task] = store.tasks("acme/app")
+    [task] = store.tasks.all("acme/app")
     assert task.id is not None
     fake.add_branch("acme", "app", BRANCH)
     sha = fake.set_file("acme", "app", "fix.py", b"fixed = True\n", branch=BRANCH)
     number = fake.add_pull("acme", "app", head=BRANCH, user="bosun[bot]")
-    store.claim_task(task.id, lock_key="k", holder="w", ttl=60)
-    store.finish_run(
+    store.tasks.claim(task.id, lock_key="k", holder="w", ttl=60)
+    store.tasks.finish_run(
         task.id, TaskState.PR_OPEN, lock_key="k", holder="w", pr_number=number, head_sha=sha
     )
     return task, number
@@ -73,7 +73,7 @@ async def test_changes_requested_queue_the_agent_again_with_the_review_as_quoted
     )
     await dispatch(review_event(review, number=number))
 
-    old, rerun = store.tasks("acme/app")
+    old, rerun = store.tasks.all("acme/app")
     assert (old.id, old.state) == (first.id, TaskState.PR_OPEN)
     assert rerun.state == TaskState.QUEUED
     assert (rerun.task_name, rerun.branch, rerun.base_branch) == ("fix-bug", BRANCH, "main")
@@ -101,7 +101,7 @@ async def test_changes_requested_by_someone_below_the_trigger_permission_are_hel
         "acme", "app", number, user="trinity", state="CHANGES_REQUESTED", body="Redo it."
     )
     await dispatch(review_event(review, number=number))
-    _, held = store.tasks("acme/app")
+    _, held = store.tasks.all("acme/app")
     assert (held.state, held.triggered_by) == (TaskState.HELD, "trinity")
     assert prism_violations() == []
 
@@ -115,7 +115,7 @@ async def test_only_approvals_of_the_head_commit_by_permitted_people_count(
     stale = fake_github.add_review("acme", "app", number, user="maya", state="APPROVED")
     head = fake_github.set_file("acme", "app", "fix.py", b"fixed = 1\n", branch=BRANCH)
     assert task.id is not None
-    store.update_task(task.id, head_sha=head)  # the agent's latest push
+    store.tasks.update(task.id, head_sha=head)  # the agent's latest push
     assert stale["commit_id"] != head
     for user in ("alice", "ci[bot]", "trinity"):
         fake_github.add_review("acme", "app", number, user=user, state="APPROVED")
@@ -125,7 +125,7 @@ async def test_only_approvals_of_the_head_commit_by_permitted_people_count(
     valid = fake_github.add_review("acme", "app", number, user="bob", state="APPROVED")
     await dispatch(review_event(valid, number=number, delivery_id="r-2"))
     assert approvals_shown(fake_github, head) == "| approvals | 1 of 1 required |"
-    assert [t.state for t in store.tasks("acme/app")] == [TaskState.PR_OPEN]
+    assert [t.state for t in store.tasks.all("acme/app")] == [TaskState.PR_OPEN]
     assert prism_violations() == []
 
 

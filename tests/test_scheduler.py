@@ -14,12 +14,13 @@ from bot.scheduling.locks import lock_key
 from bot.scheduling.loop import Scheduler, SchedulerConfig
 from bot.scheduling.plan import Candidate, plan
 from bot.store import NewTask, Store
+from bot.store.database import Database
 from bot.store.tables import Task
 from tests.fakeclock import FakeClock
 
 
 def queue(store: Store, *, issue: int, task_name: str = "fix", branch: str | None = None) -> Task:
-    task = store.create_task(
+    task = store.tasks.create(
         NewTask(
             installation_id=7,
             repo_full_name="acme/app",
@@ -49,8 +50,8 @@ class Runs:
         self.started.append(task.id)
         gate = self.gates.setdefault(task.id, asyncio.Event())
         await gate.wait()
-        self.store.transition(task.id, TaskState.RUNNING, TaskState.PR_OPEN)
-        self.store.release_lease(lock_key(task.repo_full_name, task.branch), holder="w1")
+        self.store.tasks.transition(task.id, TaskState.RUNNING, TaskState.PR_OPEN)
+        self.store.leases.release(lock_key(task.repo_full_name, task.branch), holder="w1")
 
     async def finish(self, task_id: int) -> None:
         self.gates.setdefault(task_id, asyncio.Event()).set()
@@ -117,7 +118,7 @@ async def test_tasks_on_one_branch_run_one_after_the_other(store: Store, clock: 
     assert await sched.reconcile_once() == [], "the free slot may not take the locked branch"
     await runs.finish(first.id or 0)
     assert await sched.reconcile_once() == [second.id]
-    assert store.task(second.id or 0).state == TaskState.RUNNING  # type: ignore[union-attr]
+    assert store.tasks.get(second.id or 0).state == TaskState.RUNNING  # type: ignore[union-attr]
     await runs.finish(second.id or 0)
 
 
@@ -128,7 +129,7 @@ async def test_slots_bound_the_running_tasks(store: Store, clock: FakeClock) -> 
     runs = Runs(store)
     sched = scheduler(store, clock, runs, slots=3)
     assert len(await sched.reconcile_once()) == 3
-    assert len(store.running_tasks()) == 3
+    assert len(store.tasks.running()) == 3
     for task_id in sorted(sched.running):
         await runs.finish(task_id)
     assert len(await sched.reconcile_once()) == 2
@@ -141,23 +142,23 @@ async def test_a_dead_workers_task_is_retried_once_then_failed(
     task = queue(store, issue=9)
     assert task.id is not None
     key = lock_key("acme/app", task.branch)
-    assert store.claim_task(task.id, lock_key=key, holder="dead-worker", ttl=30) is not None
+    assert store.tasks.claim(task.id, lock_key=key, holder="dead-worker", ttl=30) is not None
     runs = Runs(store)
     sched = scheduler(store, clock, runs)
     assert await sched.reconcile_once() == [], "its lease is still live"
     clock.advance(31)
     assert await sched.reconcile_once() == [task.id], "requeued and claimed again"
-    retried = store.task(task.id)
+    retried = store.tasks.get(task.id)
     assert retried is not None and (retried.attempts, retried.worker_id) == (2, "w1")
     # This worker dies too: the second loss exhausts the default attempts.
     sched._running.clear()
     clock.advance(31)
     assert await sched.reconcile_once() == []
-    failed = store.task(task.id)
+    failed = store.tasks.get(task.id)
     assert failed is not None and failed.state == TaskState.FAILED
     assert failed.reason == "worker lost; no attempts left"
-    assert store.leases() == [], "no lock stays held"
-    actions = [r.action for r in store.audit_records()]
+    assert store.leases.all() == [], "no lock stays held"
+    actions = [r.action for r in store.audit.records()]
     assert actions == ["task.requeued", "task.failed"]
 
 
@@ -166,11 +167,11 @@ def test_a_lock_is_claimed_by_exactly_one_of_many_racing_workers(store: Store) -
     task = queue(store, issue=3)
     assert task.id is not None
     key = lock_key("acme/app", task.branch)
-    stores = [Store(store.engine, clock=store.clock) for _ in range(8)]
+    stores = [Store(Database(store.db.engine, clock=store.db.clock)) for _ in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(
             pool.map(
-                lambda pair: pair[1].claim_task(
+                lambda pair: pair[1].tasks.claim(
                     task.id or 0, lock_key=key, holder=f"w{pair[0]}", ttl=30
                 ),
                 enumerate(stores),
@@ -178,9 +179,9 @@ def test_a_lock_is_claimed_by_exactly_one_of_many_racing_workers(store: Store) -
         )
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
-    [lease] = store.leases()
+    [lease] = store.leases.all()
     assert lease.holder == winners[0].worker_id
-    assert store.task(task.id).attempts == 1  # type: ignore[union-attr]
+    assert store.tasks.get(task.id).attempts == 1  # type: ignore[union-attr]
 
 
 def test_a_lease_renews_only_for_its_holder(store: Store, clock: FakeClock) -> None:
@@ -188,11 +189,11 @@ def test_a_lease_renews_only_for_its_holder(store: Store, clock: FakeClock) -> N
     task = queue(store, issue=4)
     assert task.id is not None
     key = lock_key("acme/app", task.branch)
-    store.claim_task(task.id, lock_key=key, holder="w1", ttl=10)
-    assert store.renew_lease(key, holder="w1", ttl=10)
-    assert not store.renew_lease(key, holder="w2", ttl=10)
-    store.release_lease(key, holder="w1")
-    assert not store.renew_lease(key, holder="w1", ttl=10)
+    store.tasks.claim(task.id, lock_key=key, holder="w1", ttl=10)
+    assert store.leases.renew(key, holder="w1", ttl=10)
+    assert not store.leases.renew(key, holder="w2", ttl=10)
+    store.leases.release(key, holder="w1")
+    assert not store.leases.renew(key, holder="w1", ttl=10)
 
 
 async def test_random_load_never_runs_two_tasks_on_one_branch(
@@ -208,12 +209,12 @@ async def test_random_load_never_runs_two_tasks_on_one_branch(
     sched = scheduler(store, clock, runs, slots=4)
     for _ in range(200):
         await sched.reconcile_once()
-        running = store.running_tasks()
+        running = store.tasks.running()
         branches = [t.branch for t in running]
         assert len(branches) == len(set(branches))
         assert len(running) <= 4
         if running:
             await runs.finish(rng.choice(running).id or 0)
-        if not running and not store.queued_tasks(limit=1):
+        if not running and not store.tasks.queued(limit=1):
             break
-    assert {t.state for t in store.tasks("acme/app")} == {TaskState.PR_OPEN}
+    assert {t.state for t in store.tasks.all("acme/app")} == {TaskState.PR_OPEN}

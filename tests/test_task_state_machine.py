@@ -45,13 +45,13 @@ class TaskLife(RuleBasedStateMachine):
         self.dir.cleanup()
 
     def _task(self, issue: int, name: str, state: TaskState) -> int | None:
-        for task in self.store.tasks_for_issue("acme/app", issue):
+        for task in self.store.tasks.for_issue("acme/app", issue):
             if task.task_name == name and task.state == state:
                 return task.id
         return None
 
     def _unmet(self, issue: int, name: str) -> list[str]:
-        return unmet_dependencies(DEPENDS_ON[name], self.store.tasks_for_issue("acme/app", issue))
+        return unmet_dependencies(DEPENDS_ON[name], self.store.tasks.for_issue("acme/app", issue))
 
     def _waiting(self, issue_tasks: list[Task]) -> list[WaitingTask]:
         return [
@@ -62,15 +62,17 @@ class TaskLife(RuleBasedStateMachine):
 
     def _release_waiting(self, issue: int) -> None:
         """What the handlers do after a merge."""
-        tasks = self.store.tasks_for_issue("acme/app", issue)
+        tasks = self.store.tasks.for_issue("acme/app", issue)
         for task in ready_to_release(self._waiting(tasks), tasks):
-            self.store.transition(task.task_id, TaskState.WAITING, TaskState.QUEUED)
+            self.store.tasks.transition(task.task_id, TaskState.WAITING, TaskState.QUEUED)
 
     def _cancel_stranded(self, ended: Task) -> None:
         """What the handlers do after an abandon or a cancel."""
-        tasks = self.store.tasks_for_issue("acme/app", ended.issue_number)
+        tasks = self.store.tasks.for_issue("acme/app", ended.issue_number)
         for stranded in stranded_by(ended, self._waiting(tasks), tasks):
-            self.store.transition(stranded.task.task_id, TaskState.WAITING, TaskState.CANCELLED)
+            self.store.tasks.transition(
+                stranded.task.task_id, TaskState.WAITING, TaskState.CANCELLED
+            )
 
     @rule(issue=ISSUES, name=TASK_NAMES, permitted=st.booleans())
     def label(self, issue: int, name: str, permitted: bool) -> None:
@@ -78,7 +80,7 @@ class TaskLife(RuleBasedStateMachine):
         state = TaskState.WAITING if self._unmet(issue, name) else TaskState.QUEUED
         if not permitted:
             state = TaskState.HELD
-        self.store.create_task(
+        self.store.tasks.create(
             NewTask(
                 installation_id=1,
                 repo_full_name="acme/app",
@@ -95,7 +97,7 @@ class TaskLife(RuleBasedStateMachine):
 
     @rule(issue=ISSUES, name=TASK_NAMES)
     def unlabel(self, issue: int, name: str) -> None:
-        ended = self.store.request_cancel("acme/app", issue, name, reason="label removed")
+        ended = self.store.tasks.request_cancel("acme/app", issue, name, reason="label removed")
         if ended is not None:
             self._cancel_stranded(ended)
 
@@ -104,14 +106,14 @@ class TaskLife(RuleBasedStateMachine):
         task_id = self._task(issue, name, TaskState.HELD)
         if task_id is not None:
             target = TaskState.WAITING if self._unmet(issue, name) else TaskState.QUEUED
-            self.store.transition(task_id, TaskState.HELD, target)
+            self.store.tasks.transition(task_id, TaskState.HELD, target)
 
     @rule(issue=ISSUES, name=TASK_NAMES, worker=WORKERS)
     def claim(self, issue: int, name: str, worker: str) -> None:
         task_id = self._task(issue, name, TaskState.QUEUED)
         if task_id is not None:
             key = lock_key("acme/app", f"bosun/{name}/{issue}")
-            self.store.claim_task(task_id, lock_key=key, holder=worker, ttl=TTL)
+            self.store.tasks.claim(task_id, lock_key=key, holder=worker, ttl=TTL)
 
     @rule(
         issue=ISSUES,
@@ -121,10 +123,10 @@ class TaskLife(RuleBasedStateMachine):
     def worker_finishes(self, issue: int, name: str, end: TaskState) -> None:
         task_id = self._task(issue, name, TaskState.RUNNING)
         if task_id is not None:
-            task = self.store.task(task_id)
+            task = self.store.tasks.get(task_id)
             assert task is not None and task.worker_id is not None
             key = lock_key("acme/app", task.branch)
-            self.store.finish_run(task_id, end, lock_key=key, holder=task.worker_id)
+            self.store.tasks.finish_run(task_id, end, lock_key=key, holder=task.worker_id)
 
     @rule(pick=st.integers(0, 5), kind=st.sampled_from(FailureKind))
     def a_run_fails_and_the_failure_policy_decides(self, pick: int, kind: FailureKind) -> None:
@@ -133,11 +135,11 @@ class TaskLife(RuleBasedStateMachine):
             return
         target, fields = self._ending(task, kind)
         key = lock_key("acme/app", task.branch)
-        self.store.finish_run(task.id, target, lock_key=key, holder=task.worker_id, **fields)
+        self.store.tasks.finish_run(task.id, target, lock_key=key, holder=task.worker_id, **fields)
 
     @rule(issue=ISSUES, name=TASK_NAMES)
     def someone_cancels(self, issue: int, name: str) -> None:
-        self.store.request_cancel("acme/app", issue, name, reason="cancelled")
+        self.store.tasks.request_cancel("acme/app", issue, name, reason="cancelled")
 
     @rule(pick=st.integers(0, 5), kind=st.sampled_from(FailureKind))
     def a_cancel_arrives_as_the_run_fails(self, pick: int, kind: FailureKind) -> None:
@@ -148,24 +150,24 @@ class TaskLife(RuleBasedStateMachine):
             self.a_run_fails_and_the_failure_policy_decides(pick, kind)
 
     def _running(self, pick: int) -> Task | None:
-        running = self.store.running_tasks()
+        running = self.store.tasks.running()
         return running[pick % len(running)] if running else None
 
     @rule(seconds=st.sampled_from([1.0, TTL + 1]))
     def time_passes_and_lost_workers_are_recovered(self, seconds: float) -> None:
         """Two replicas see the same lost runs; each ends them as the policy says."""
         self.clock.advance(seconds)
-        orphans = self.store.orphaned_running_tasks()
+        orphans = self.store.tasks.orphaned()
         for _replica in range(2):
             for task in orphans:
                 assert task.id is not None
                 run = {"worker_id": task.worker_id, "attempt": task.attempts}
                 if task.cancel_requested:
-                    self.store.end_lost_run(task.id, TaskState.CANCELLED, **run)
+                    self.store.tasks.end_lost_run(task.id, TaskState.CANCELLED, **run)
                     continue
                 target, fields = self._ending(task, FailureKind.WORKER_LOST)
-                self.store.end_lost_run(task.id, target, **run, **fields)
-        self.store.drop_expired_leases()
+                self.store.tasks.end_lost_run(task.id, target, **run, **fields)
+        self.store.leases.drop_expired()
 
     def _ending(self, task: Task, kind: FailureKind) -> tuple[TaskState, dict[str, object]]:
         attempts = Attempts(task.attempts, task.max_attempts, task.tier, task.escalated)
@@ -189,22 +191,22 @@ class TaskLife(RuleBasedStateMachine):
         self, pick: int, worker: str, merged: bool
     ) -> None:
         """Any queued task, the whole way at once, so that merges and releases happen often."""
-        queued = self.store.queued_tasks(limit=6)
+        queued = self.store.tasks.queued(limit=6)
         if not queued:
             return
         task = queued[pick % len(queued)]
         assert task.id is not None
         key = lock_key("acme/app", task.branch)
-        if self.store.claim_task(task.id, lock_key=key, holder=worker, ttl=TTL) is None:
+        if self.store.tasks.claim(task.id, lock_key=key, holder=worker, ttl=TTL) is None:
             return
-        if self.store.finish_run(task.id, TaskState.PR_OPEN, lock_key=key, holder=worker):
+        if self.store.tasks.finish_run(task.id, TaskState.PR_OPEN, lock_key=key, holder=worker):
             self._close_pull_request(task.id, merged=merged)
 
     def _close_pull_request(self, task_id: int, *, merged: bool) -> None:
         end = TaskState.DONE if merged else TaskState.ABANDONED
-        if not self.store.transition(task_id, TaskState.PR_OPEN, end):
+        if not self.store.tasks.transition(task_id, TaskState.PR_OPEN, end):
             return
-        ended = self.store.task(task_id)
+        ended = self.store.tasks.get(task_id)
         assert ended is not None
         if merged:
             self._release_waiting(ended.issue_number)
@@ -216,24 +218,24 @@ class TaskLife(RuleBasedStateMachine):
         self, issue: int, name: str, state: TaskState
     ) -> None:
         target = state
-        for task in self.store.tasks_for_issue("acme/app", issue):
+        for task in self.store.tasks.for_issue("acme/app", issue):
             if task.task_name != name or task.id is None:
                 continue
             legal = (TaskState(task.state), target) in TRANSITIONS
             self.tampered.add(issue)
             try:
-                self.store.transition(task.id, TaskState(task.state), target)
+                self.store.tasks.transition(task.id, TaskState(task.state), target)
             except IllegalTransition:
                 assert not legal
             else:
                 assert legal
                 if target == TaskState.RUNNING:  # a raw write took no lease: put it back
-                    self.store.transition(task.id, TaskState.RUNNING, TaskState.FAILED)
+                    self.store.tasks.transition(task.id, TaskState.RUNNING, TaskState.FAILED)
 
     @invariant()
     def states_are_known_and_one_active_task_per_name(self) -> None:
         active: set[tuple[int, str]] = set()
-        for task in self.store.tasks("acme/app"):
+        for task in self.store.tasks.all("acme/app"):
             state = TaskState(task.state)
             if state in ACTIVE_TASK_STATES:
                 assert (task.issue_number, task.task_name) not in active
@@ -242,13 +244,13 @@ class TaskLife(RuleBasedStateMachine):
     @invariant()
     def a_task_waits_only_while_a_dependency_is_unmerged(self) -> None:
         """Every merge releases what it completes; only a stray write can strand a task."""
-        for task in self.store.tasks("acme/app"):
+        for task in self.store.tasks.all("acme/app"):
             if task.state == TaskState.WAITING and task.issue_number not in self.tampered:
                 assert self._unmet(task.issue_number, task.task_name), f"task {task.id} stuck"
 
     @invariant()
     def a_cancel_never_turns_into_a_retry_and_no_task_runs_past_its_attempts(self) -> None:
-        for task in self.store.tasks("acme/app"):
+        for task in self.store.tasks.all("acme/app"):
             if task.state == TaskState.QUEUED:
                 assert not task.cancel_requested, f"task {task.id} requeued after a cancel"
             if task.issue_number not in self.tampered:
@@ -256,10 +258,10 @@ class TaskLife(RuleBasedStateMachine):
 
     @invariant()
     def no_finished_task_holds_a_lock_and_no_branch_has_two(self) -> None:
-        running = {t.id: t for t in self.store.running_tasks()}
+        running = {t.id: t for t in self.store.tasks.running()}
         branches = [t.branch for t in running.values()]
         assert len(branches) == len(set(branches))
-        for lease in self.store.leases():
+        for lease in self.store.leases.all():
             assert lease.task_id in running, f"lease {lease.key} outlived its run"
 
 

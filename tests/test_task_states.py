@@ -33,7 +33,7 @@ def test_the_readme_table_is_the_state_machine() -> None:
 
 def test_the_store_refuses_an_illegal_transition(store: Store) -> None:
     """A finished task can never be made to run again by a stray write."""
-    task = store.create_task(
+    task = store.tasks.create(
         NewTask(
             installation_id=7,
             repo_full_name="acme/app",
@@ -47,9 +47,9 @@ def test_the_store_refuses_an_illegal_transition(store: Store) -> None:
         )
     )
     assert task is not None and task.id is not None
-    assert store.transition(task.id, TaskState.QUEUED, TaskState.CANCELLED, reason="test")
+    assert store.tasks.transition(task.id, TaskState.QUEUED, TaskState.CANCELLED, reason="test")
     with pytest.raises(IllegalTransition):
-        store.transition(task.id, TaskState.CANCELLED, TaskState.RUNNING)
+        store.tasks.transition(task.id, TaskState.CANCELLED, TaskState.RUNNING)
     with pytest.raises(IllegalTransition):
-        store.update_task(task.id, state=TaskState.RUNNING)
-    assert not store.transition(task.id, TaskState.QUEUED, TaskState.RUNNING), "lost race"
+        store.tasks.update(task.id, state=TaskState.RUNNING)
+    assert not store.tasks.transition(task.id, TaskState.QUEUED, TaskState.RUNNING), "lost race"

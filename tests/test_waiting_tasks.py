@@ -49,7 +49,7 @@ def said(fake: FakeGitHub, body: str, *, sender: str, delivery_id: str) -> sansi
 
 def task_named(store: Store, task_name: str) -> Task:
     """The issue's latest task of that name."""
-    return [task for task in store.tasks("acme/app") if task.task_name == task_name][-1]
+    return [task for task in store.tasks.all("acme/app") if task.task_name == task_name][-1]
 
 
 def status_of(fake: FakeGitHub, task_name: str) -> str:
@@ -64,8 +64,8 @@ def pull_request_opened(store: Store, task_name: str, pr_number: int) -> None:
     task = task_named(store, task_name)
     assert task.id is not None
     key = f"k-{task.id}"
-    assert store.claim_task(task.id, lock_key=key, holder="w", ttl=60) is not None
-    assert store.finish_run(
+    assert store.tasks.claim(task.id, lock_key=key, holder="w", ttl=60) is not None
+    assert store.tasks.finish_run(
         task.id, TaskState.PR_OPEN, lock_key=key, holder="w", pr_number=pr_number
     )
 
@@ -80,9 +80,9 @@ async def test_a_task_waits_for_the_task_it_depends_on(
     status = status_of(fake_github, "add-tests")
     assert "**Waiting**: `add-tests` starts from the base branch" in status
     assert "Still to merge: `fix-bug`." in status
-    [record] = store.audit_records(repo_full_name="acme/app")
+    [record] = store.audit.records(repo_full_name="acme/app")
     assert (record.action, record.detail["waits_for"]) == ("task.waiting", ["fix-bug"])
-    assert store.queued_tasks(limit=10) == []
+    assert store.tasks.queued(limit=10) == []
     assert prism_violations() == []
 
 
@@ -101,7 +101,7 @@ async def test_merging_the_dependency_queues_the_waiting_task(
     assert "**Queued** `add-tests` on branch `bosun/add-tests/12`" in status_of(
         fake_github, "add-tests"
     )
-    released = store.last_audit(task.id or 0, "task.released")
+    released = store.audit.last(task.id or 0, "task.released")
     assert released is not None and released.actor == "bob"
     assert released.detail == {"issue": 12, "dependency": "fix-bug"}
     assert prism_violations() == []
@@ -116,7 +116,7 @@ async def test_a_merge_handled_again_after_a_failure_still_releases_the_waiting_
     pull_request_opened(store, "fix-bug", 40)
     fix = task_named(store, "fix-bug")
     assert fix.id is not None
-    assert store.transition(fix.id, TaskState.PR_OPEN, TaskState.DONE, reason="merged")
+    assert store.tasks.transition(fix.id, TaskState.PR_OPEN, TaskState.DONE, reason="merged")
     await dispatch(pull_closed_event(number=40, merged=True))
     assert task_named(store, "add-tests").state == TaskState.QUEUED
 
@@ -134,7 +134,7 @@ async def test_a_dependency_closed_unmerged_cancels_the_waiting_task(
     reason = "its dependency `fix-bug` was abandoned (pull request #40 closed by @bob)"
     assert (task.state, task.reason) == (TaskState.CANCELLED, reason)
     assert f"**`add-tests` was cancelled**: {reason}" in status_of(fake_github, "add-tests")
-    cancelled = store.last_audit(task.id or 0, "task.cancelled")
+    cancelled = store.audit.last(task.id or 0, "task.cancelled")
     assert cancelled is not None and cancelled.detail["dependency"] == "fix-bug"
     assert prism_violations() == []
 
@@ -194,7 +194,7 @@ async def test_ok_to_run_of_a_held_task_with_unmerged_dependencies_makes_it_wait
     task = task_named(store, "add-tests")
     assert (task.state, task.reason) == (TaskState.WAITING, "released by @maya")
     assert "Still to merge: `fix-bug`." in status_of(fake_github, "add-tests")
-    released = store.last_audit(task.id or 0, "task.released")
+    released = store.audit.last(task.id or 0, "task.released")
     assert released is not None and released.detail["waits_for"] == ["fix-bug"]
     assert prism_violations() == []
 
@@ -221,7 +221,7 @@ async def test_a_task_whose_dependencies_merged_is_queued_at_once(
     await dispatch(pull_closed_event(number=40, merged=True))
     await dispatch(label("add-tests", delivery_id="d-2"))
     assert task_named(store, "add-tests").state == TaskState.QUEUED
-    actions = [r.action for r in store.audit_records(repo_full_name="acme/app")]
+    actions = [r.action for r in store.audit.records(repo_full_name="acme/app")]
     assert actions == ["task.queued", "task.done", "task.queued"]
 
 
@@ -247,11 +247,13 @@ async def test_a_failed_dependency_leaves_the_task_waiting_for_a_retry(
     await dispatch(label("add-tests", delivery_id="d-2"))
     fix = task_named(store, "fix-bug")
     assert fix.id is not None
-    store.claim_task(fix.id, lock_key="k", holder="w", ttl=60)
-    store.finish_run(fix.id, TaskState.FAILED, lock_key="k", holder="w", reason="budget spent")
+    store.tasks.claim(fix.id, lock_key="k", holder="w", ttl=60)
+    store.tasks.finish_run(
+        fix.id, TaskState.FAILED, lock_key="k", holder="w", reason="budget spent"
+    )
     assert task_named(store, "add-tests").state == TaskState.WAITING
     await dispatch(said(fake_github, "/bosun retry", sender="alice", delivery_id="c-1"))
-    states = [(t.task_name, t.state) for t in store.tasks("acme/app")]
+    states = [(t.task_name, t.state) for t in store.tasks.all("acme/app")]
     assert states == [
         ("fix-bug", TaskState.FAILED),
         ("add-tests", TaskState.WAITING),
@@ -291,10 +293,10 @@ def test_the_store_keeps_one_active_task_and_cancels_a_waiting_one_at_once(store
             config_sha=None,
         )
 
-    task = store.create_task(new("d-1"), state=TaskState.WAITING)
+    task = store.tasks.create(new("d-1"), state=TaskState.WAITING)
     assert task is not None and task.state == TaskState.WAITING
-    assert store.create_task(new("d-2")) is None
-    assert [t.id for t in store.active_tasks("acme/app", 12)] == [task.id]
-    cancelled = store.request_cancel("acme/app", 12, "add-tests", reason="label removed")
+    assert store.tasks.create(new("d-2")) is None
+    assert [t.id for t in store.tasks.active_for_issue("acme/app", 12)] == [task.id]
+    cancelled = store.tasks.request_cancel("acme/app", 12, "add-tests", reason="label removed")
     assert cancelled is not None and cancelled.state == TaskState.CANCELLED
-    assert store.active_tasks("acme/app", 12) == []
+    assert store.tasks.active_for_issue("acme/app", 12) == []

@@ -75,7 +75,7 @@ async def test_every_example_is_acknowledged_and_no_handler_crashes(
         statuses[example.delivery_id] = response.status
     assert {status for status in statuses.values()} <= {200, 202}, statuses
     await app[DISPATCHER].drain_once()
-    with Session(sqlite_store.engine) as session:
+    with Session(sqlite_store.db.engine) as session:
         rows = session.exec(select(Delivery)).all()
     assert len(rows) == len({e.delivery_id for e in every})
     crashed = {row.delivery_id: row.error for row in rows if row.outcome == "error"}

@@ -28,7 +28,7 @@ def synthetic_load(
     durations: dict[int, float] = {}
     for index in range(tasks):
         branch = f"feature/{rng.randrange(branches)}"
-        task = store.create_task(
+        task = store.tasks.create(
             NewTask(
                 installation_id=1,
                 repo_full_name="bench/repo",
@@ -56,7 +56,7 @@ async def _drive(store: Store, durations: dict[int, float], slots: int) -> tuple
         await asyncio.sleep(durations[task.id])
         key = lock_key(task.repo_full_name, task.branch)
         await asyncio.to_thread(
-            store.finish_run, task.id, TaskState.PR_OPEN, lock_key=key, holder=HOLDER
+            store.tasks.finish_run, task.id, TaskState.PR_OPEN, lock_key=key, holder=HOLDER
         )
         finished += 1
         if finished == len(durations):
@@ -76,7 +76,7 @@ async def _drive(store: Store, durations: dict[int, float], slots: int) -> tuple
 def lower_bound(store: Store, durations: dict[int, float], slots: int) -> tuple[float, float]:
     """(total work / slots, longest chain of work on one branch)."""
     per_branch: dict[str, float] = defaultdict(float)
-    for task in store.tasks("bench/repo"):
+    for task in store.tasks.all("bench/repo"):
         if task.id is not None:
             per_branch[task.branch] += durations[task.id]
     return sum(durations.values()) / slots, max(per_branch.values())

@@ -179,7 +179,7 @@ def stored_deliveries(database_url: str) -> int:
 
     store = Store.connect(database_url, clock=SystemClock())
     try:
-        return store.count_deliveries()
+        return store.deliveries.count()
     finally:
         store.close()
 

@@ -56,9 +56,9 @@ class RepoConfig:
 class GoodConfigs(Protocol):
     """Where each repository's last good config commit outlives the process (the store)."""
 
-    def remember_good_config(self, repo_full_name: str, sha: str) -> None: ...
+    def remember_good(self, repo_full_name: str, sha: str) -> None: ...
 
-    def last_good_config(self, repo_full_name: str) -> str | None: ...
+    def last_good(self, repo_full_name: str) -> str | None: ...
 
 
 def is_config_path(path: str) -> bool:
@@ -113,12 +113,12 @@ class ConfigProvider:
     """Loads each commit's config once, and remembers each repo's last good config commit.
 
     The org's policy is its `.github` repository's, on the default branch, or its last good
-    one while that is broken. With `store`, last good commits outlive a restart.
+    one while that is broken. With `good` (the store's), last good commits outlive a restart.
     """
 
-    def __init__(self, github: GitHubClient, *, store: GoodConfigs | None = None) -> None:
+    def __init__(self, github: GitHubClient, *, good: GoodConfigs | None = None) -> None:
         self._github = github
-        self._store = store
+        self._good_store = good
         self._files: OrderedDict[tuple[str, str], dict[str, bytes]] = OrderedDict()
         self._by_commit: OrderedDict[tuple[str, str], Effective] = OrderedDict()
         self._good: dict[str, str] = {}
@@ -182,14 +182,14 @@ class ConfigProvider:
         if self._good.get(repo.full_name) == sha:
             return
         self._good[repo.full_name] = sha
-        if self._store is not None:
-            await asyncio.to_thread(self._store.remember_good_config, repo.full_name, sha)
+        if self._good_store is not None:
+            await asyncio.to_thread(self._good_store.remember_good, repo.full_name, sha)
 
     async def last_good_sha(self, repo: Repo) -> str | None:
         """The repo's last good config commit: remembered here, or in the store."""
         sha = self._good.get(repo.full_name)
-        if sha is None and self._store is not None:
-            sha = await asyncio.to_thread(self._store.last_good_config, repo.full_name)
+        if sha is None and self._good_store is not None:
+            sha = await asyncio.to_thread(self._good_store.last_good, repo.full_name)
             if sha is not None:
                 self._good[repo.full_name] = sha
         return sha

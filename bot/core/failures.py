@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass
 
 from bot.config.models import Failure
+from bot.core.errors import BosunError
 
 
 class FailureKind(enum.StrEnum):
@@ -60,6 +61,15 @@ class RunFailure:
 
     kind: FailureKind
     message: str
+
+
+class RunFailed(BosunError):
+    """A run failed in a known way, raised where it is found; the failure policy decides
+    what happens next."""
+
+    def __init__(self, kind: FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.failure = RunFailure(kind, message)
 
 
 @dataclass(frozen=True)

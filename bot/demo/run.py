@@ -131,7 +131,7 @@ async def deliver(url: str, event: str, payload: dict[str, Any]) -> int:
 async def wait_for_task(store: Store, number: int) -> Any:
     deadline = asyncio.get_running_loop().time() + TIMEOUT_S
     while asyncio.get_running_loop().time() < deadline:
-        tasks = await asyncio.to_thread(store.tasks, f"{OWNER}/{NAME}")
+        tasks = await asyncio.to_thread(store.tasks.all, f"{OWNER}/{NAME}")
         mine = [task for task in tasks if task.issue_number == number]
         done = [t for t in mine if t.state in (*FINISHED_TASK_STATES, TaskState.PR_OPEN)]
         if done:

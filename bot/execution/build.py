@@ -9,6 +9,7 @@ import structlog
 from bot.config.source import ConfigProvider
 from bot.core.clock import Clock
 from bot.core.errors import SettingsError
+from bot.execution.publication import Publisher
 from bot.execution.worker import Worker, WorkerDeps
 from bot.github.client import GitHubClient
 from bot.llm.client import LLM
@@ -29,6 +30,7 @@ def build_worker(
     configs: ConfigProvider,
     clock: Clock,
     holder: str,
+    publisher: Publisher,
 ) -> Worker:
     """A worker ready to run tasks, or a SettingsError that says what the sandbox lacks."""
     if settings.sandbox == "bubblewrap" and os.geteuid() == 0:
@@ -55,5 +57,6 @@ def build_worker(
             holder=holder,
             lease_ttl=settings.lease_seconds,
             script=script,
+            publisher=publisher,
         )
     )

@@ -1,4 +1,4 @@
-"""Carrying out the failure policy's decision: state, audit record, then what people see.
+"""Carrying out the failure policy's decision: state with its record, then what people see.
 
 The worker calls it when a run fails; the scheduler's recovery calls it when a worker is
 lost. The state change comes first and is conditional (`end_run`): whoever loses that race
@@ -21,10 +21,11 @@ from bot.core.clock import Clock
 from bot.core.errors import GitHubError
 from bot.core.failures import Action, Decision, RunFailure, describe
 from bot.core.task_states import TaskState
-from bot.execution.publish import Reporter, branch_head, repo_of, stored_facts, view_of
+from bot.execution.publication import Publisher, branch_head, check, repo_of, status
+from bot.execution.publish import Identity
 from bot.github.client import GitHubClient, PullState
 from bot.scheduling.locks import lock_key
-from bot.store import Store
+from bot.store import AuditEntry, Publish, Store
 from bot.store.tables import Task
 from bot.texts.hand_over import hand_over_comment
 from bot.texts.status import Phase
@@ -33,7 +34,7 @@ from sandbox.workspace import prepare
 
 log = structlog.get_logger("bosun.failure")
 
-EndRun = Callable[[TaskState, dict[str, Any]], Awaitable[bool]]
+EndRun = Callable[[TaskState, dict[str, Any], AuditEntry, Publish], Awaitable[bool]]
 
 PHASES = {
     Action.RETRY: Phase.RETRYING,
@@ -42,18 +43,18 @@ PHASES = {
     Action.ABANDON: Phase.FAILED,
     Action.ROLLBACK: Phase.ROLLED_BACK,
 }
+FINAL = (Action.HAND_OVER, Action.ABANDON, Action.ROLLBACK)
 
 
 @dataclass(frozen=True, kw_only=True)
 class FailureActions:
     store: Store
     github: GitHubClient
+    publisher: Publisher
     clock: Clock
+    identity: Identity
     workspace_root: Path
-    bot_name: str
-    bot_email: str
-    holder: str  # takes the branch lock again for a rollback's git work
-    lease_ttl: float
+    lease_ttl: float  # the branch lock is taken again for a rollback's git work
 
     async def apply(
         self,
@@ -63,16 +64,14 @@ class FailureActions:
         policy: Failure,
         *,
         end_run: EndRun,
-        actor_detail: dict[str, Any],
     ) -> bool:
-        """End the run as `decision` says; False if it was no longer this caller's to end."""
+        """End the run as `decision` says; False if it was no longer this caller's to end.
+
+        The new state, its audit record and the status comment it should show are one
+        write; what GitHub shows follows, and is published again until it shows it."""
         assert task.id is not None
         target, fields = self._ending(task, failure, decision)
-        if not await end_run(target, fields):
-            return False
-        fresh = await asyncio.to_thread(self.store.task, task.id) or task
-        detail = {
-            **actor_detail,
+        detail: dict[str, Any] = {
             "kind": failure.kind.value,
             "message": failure.message[:2000],
             "attempt": task.attempts,
@@ -82,7 +81,13 @@ class FailureActions:
             detail["delay_seconds"] = decision.delay_seconds
         if decision.tier is not None:
             detail["tier"] = decision.tier
-        await self._audit(fresh, f"task.{decision.action.value}", detail)
+        handed_over = decision.action == Action.HAND_OVER
+        mentions = tuple(policy.escalate.mention) if handed_over else ()
+        audit = self.identity.audit(task, f"task.{decision.action.value}", detail)
+        if not await end_run(
+            target, fields, audit, status(PHASES[decision.action], mentions=mentions)
+        ):
+            return False
         log.info(
             "run failed",
             task_id=task.id,
@@ -90,20 +95,19 @@ class FailureActions:
             action=decision.action.value,
             attempt=task.attempts,
         )
-        undone: tuple[str, ...] = ()
-        mentions: tuple[str, ...] = ()
+        fresh = await asyncio.to_thread(self.store.tasks.get, task.id) or task
         try:
-            if decision.action == Action.HAND_OVER:
-                mentions = tuple(policy.escalate.mention)
+            if handed_over:
                 await self._hand_over(fresh, policy)
             elif decision.action == Action.ROLLBACK:
-                undone = await self._roll_back(fresh)
+                await self._roll_back(fresh)
         except GitHubError as exc:  # the state is recorded; the comment says what is left
             log.warning("failure action incomplete", task_id=task.id, error=str(exc))
-            undone = (*undone, f"not finished, GitHub answered {exc.status_code}: {exc}")
-        await self.show(fresh, PHASES[decision.action], mentions=mentions, undone=undone)
-        if decision.action in (Action.HAND_OVER, Action.ABANDON, Action.ROLLBACK):
+            left = (f"not finished, GitHub answered {exc.status_code}: {exc}",)
+            await self._show(fresh, status(PHASES[decision.action], undone=left))
+        if decision.action in FINAL:
             await self._failed_check_run(fresh)
+        await self.publisher.sync(task.id)
         return True
 
     def _ending(
@@ -139,35 +143,44 @@ class FailureActions:
 
     async def _hand_over(self, task: Task, policy: Failure) -> None:
         await hand_over(self.github, task, policy.escalate, reason=task.reason or "")
-        await self._audit(task, "task.labelled", {"label": policy.escalate.label})
+        labelled = self.identity.audit(task, "task.labelled", {"label": policy.escalate.label})
+        await asyncio.to_thread(self.store.audit.record, labelled)
 
-    async def _roll_back(self, task: Task) -> tuple[str, ...]:
+    async def _roll_back(self, task: Task) -> None:
         """Take back what Bosun published for this task, under the branch lock: a branch the
         task created goes, with its pull request; on a branch that was there before (a
         person's pull request, an earlier run's), the task's own pushes are reverted."""
         assert task.id is not None
         key = lock_key(task.repo_full_name, task.branch)
-        store = self.store
+        store, holder = self.store, self.identity.holder
         if not await asyncio.to_thread(
-            store.take_lock, key, task_id=task.id, holder=self.holder, ttl=self.lease_ttl
+            store.leases.take, key, task_id=task.id, holder=holder, ttl=self.lease_ttl
         ):
-            return ("nothing yet: another run holds the branch; take back its pushes by hand",)
+            busy = "nothing yet: another run holds the branch; take back its pushes by hand"
+            await self._show(task, status(Phase.ROLLED_BACK, undone=(busy,)))
+            return
         keeper = asyncio.create_task(self._keep_lock(key))
         try:
             undone = await self._undo(task)
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
-            await asyncio.to_thread(store.release_lease, key, holder=self.holder)
-        await self._audit(task, "task.rolled_back", {"undone": list(undone)})
-        return undone or ("nothing: Bosun had pushed nothing for this task",)
+            await asyncio.to_thread(store.leases.release, key, holder=holder)
+        shown = undone or ("nothing: Bosun had pushed nothing for this task",)
+        rolled_back = self.identity.audit(task, "task.rolled_back", {"undone": list(undone)})
+        await asyncio.to_thread(
+            store.tasks.update,
+            task.id,
+            audit=rolled_back,
+            publish=status(Phase.ROLLED_BACK, undone=shown),
+        )
 
     async def _keep_lock(self, key: str) -> None:
         """Renew the branch lock while a clone and push take their time."""
         while True:
             await self.clock.sleep(self.lease_ttl / 3)
             await asyncio.to_thread(
-                self.store.renew_lease, key, holder=self.holder, ttl=self.lease_ttl
+                self.store.leases.renew, key, holder=self.identity.holder, ttl=self.lease_ttl
             )
 
     async def _undo(self, task: Task) -> tuple[str, ...]:
@@ -205,8 +218,8 @@ class FailureActions:
                     from_sha=str(task.pushed_from_sha),
                     to_sha=str(task.pushed_sha),
                     message=f"Revert Bosun's {task.task_name} change (task {task.id})",
-                    author_name=self.bot_name,
-                    author_email=self.bot_email,
+                    author_name=self.identity.bot_name,
+                    author_email=self.identity.bot_email,
                 )
                 if sha is not None:
                     workspace.push(token=token)
@@ -224,48 +237,21 @@ class FailureActions:
             f"commits up to {_short(task.pushed_sha)} reverted on `{task.branch}` by {_short(sha)}"
         )
 
-    async def show(
-        self,
-        task: Task,
-        phase: Phase,
-        *,
-        mentions: tuple[str, ...] = (),
-        undone: tuple[str, ...] = (),
-    ) -> None:
-        """The task's status comment, as the store now knows it; a GitHub error is logged."""
-        facts = await asyncio.to_thread(stored_facts, self.store, task)
-        view = view_of(task, phase=phase, facts=facts, mentions=mentions, undone=undone)
-        reporter = Reporter(github=self.github, store=self.store, repo=repo_of(task), task=task)
-        try:
-            await reporter.status(view)
-        except GitHubError as exc:
-            log.warning("status comment not updated", task_id=task.id, error=str(exc))
+    async def _show(self, task: Task, publish: Publish) -> None:
+        assert task.id is not None
+        await asyncio.to_thread(self.store.tasks.update, task.id, publish=publish)
 
     async def _failed_check_run(self, task: Task) -> None:
         """`bosun/task` fails on the branch's head, if the branch is there: an earlier green
         check of an agent's pull request must not stand for a run that failed."""
-        reporter = Reporter(github=self.github, store=self.store, repo=repo_of(task), task=task)
         try:
             head = await branch_head(self.github, task)
-            if head is None:
-                return
-            facts = await asyncio.to_thread(stored_facts, self.store, task)
-            await reporter.check_run(
-                head_sha=head, conclusion="failure", title="Task failed", facts=facts
-            )
         except GitHubError as exc:
             log.warning("failed check run not posted", task_id=task.id, error=str(exc))
-
-    async def _audit(self, task: Task, action: str, detail: dict[str, Any]) -> int:
-        return await asyncio.to_thread(
-            self.store.audit,
-            actor="bosun",
-            action=action,
-            repo_full_name=task.repo_full_name,
-            config_sha=task.config_sha,
-            task_id=task.id,
-            detail=detail,
-        )
+            return
+        if head is not None:
+            failed = check(head_sha=head, conclusion="failure", title="Task failed")
+            await self._show(task, Publish(check=failed))
 
 
 async def hand_over(github: GitHubClient, task: Task, escalate: Escalate, *, reason: str) -> None:

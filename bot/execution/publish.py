@@ -1,159 +1,198 @@
-"""Publishing a task's state to GitHub, each write a create-or-update of a stable identity."""
+"""The publish phase of a run, outside the sandbox: commit, push, pull request, check run.
+
+Each step is a create-or-update of a stable identity (the task's branch, the one pull
+request from it, the check run of its head commit), so a run that repeats a step after a
+failure changes nothing twice.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
-from bot.core.errors import GitHubError
-from bot.core.paths import matching
-from bot.github.client import GitHubClient, Repo
-from bot.store import Store
+from bot.core.approvals import requesters
+from bot.core.clock import Clock
+from bot.core.failures import FailureKind, RunFailed
+from bot.core.task_states import TaskState
+from bot.execution.publication import (
+    READY_TITLE,
+    Publisher,
+    Reporter,
+    branch_head,
+    check,
+    repo_of,
+    status,
+    with_check,
+)
+from bot.execution.run_plan import RunPlan
+from bot.github.client import GitHubClient
+from bot.scheduling.locks import lock_key
+from bot.store import AuditEntry, Store
 from bot.store.tables import Task
-from bot.texts.check_run import CHECK_NAME, check_run_summary
+from bot.tasks.approvals import count_approvals
 from bot.texts.facts import RunFacts
-from bot.texts.status import StatusView, status_comment
+from bot.texts.pull_request import pull_request_body
+from bot.texts.status import Phase
+from sandbox.runtime.builtin import AgentResult
+from sandbox.workspace import Workspace, WorkspaceError
 
-Conclusion = Literal["success", "failure", "cancelled", "neutral"]
-READY_TITLE = "Agent change ready for review"
-
-
-def refused_paths(changed: list[str], protected: list[str]) -> list[str]:
-    """Changed paths that no agent may push: the policy's protected paths."""
-    return matching(changed, protected)
+TITLE_LIMIT = 250
 
 
-class Reporter:
-    """One task's status comment, pull request and check run, found again on every re-run."""
+@dataclass(frozen=True, kw_only=True)
+class Identity:
+    """Who Bosun's commits and records name, and where a run's records say it ran."""
 
-    def __init__(self, *, github: GitHubClient, store: Store, repo: Repo, task: Task) -> None:
+    bot_name: str
+    bot_email: str
+    holder: str
+    sandbox: str
+
+    def audit(self, task: Task, action: str, detail: Mapping[str, Any] | None = None) -> AuditEntry:
+        """An audit record of Bosun's own, about `task`, naming the worker and sandbox."""
+        return AuditEntry(
+            actor="bosun",
+            action=action,
+            repo_full_name=task.repo_full_name,
+            config_sha=task.config_sha,
+            task_id=task.id,
+            detail={"worker": self.holder, "sandbox": self.sandbox, **(detail or {})},
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPublisher:
+    store: Store
+    github: GitHubClient
+    publisher: Publisher
+    clock: Clock
+    identity: Identity
+
+    async def publish(
+        self,
+        task: Task,
+        *,
+        workspace: Workspace,
+        token: str,
+        issue: Mapping[str, Any],
+        result: AgentResult,
+        plan: RunPlan,
+        changed: list[str],
+        started: float,
+    ) -> None:
+        """Commit and push the agent's change, open or refresh its pull request, and end the
+        run as `pr_open` with the check run that says so."""
         assert task.id is not None
-        self._github = github
-        self._store = store
-        self._repo = repo
-        self._task = task
-        self._task_id: int = task.id
-        self._comment_id = task.status_comment_id
-
-    async def status(self, view: StatusView) -> None:
-        """Edit the issue's one status comment for this task, creating it the first time."""
-        body = status_comment(view)
-        if self._comment_id is not None:
-            try:
-                await self._github.update_comment(
-                    repo=self._repo, comment_id=self._comment_id, body=body
-                )
-                return
-            except GitHubError as exc:
-                if exc.status_code != 404:  # deleted by someone: find or post it again
-                    raise
-        marker = body.splitlines()[0]
-        found = await self._github.find_comment(
-            repo=self._repo, issue_number=self._task.issue_number, marker=marker
+        started_record = await asyncio.to_thread(self.store.audit.last, task.id, "task.started")
+        audit_id = started_record.id if started_record is not None else None
+        sha = await asyncio.to_thread(
+            workspace.commit,
+            message=commit_message(task, issue, audit_id=audit_id),
+            author_name=self.identity.bot_name,
+            author_email=self.identity.bot_email,
         )
-        if found is not None:
-            self._comment_id = int(found["id"])
-            await self._github.update_comment(
-                repo=self._repo, comment_id=self._comment_id, body=body
-            )
-        else:
-            self._comment_id = await self._github.create_comment(
-                repo=self._repo, issue_number=self._task.issue_number, body=body
-            )
-        await asyncio.to_thread(
-            self._store.update_task, self._task_id, status_comment_id=self._comment_id
+        if sha is None:
+            raise RunFailed(FailureKind.REFUSED, "the agent finished without changing any file")
+        await self._push(task, workspace, token=token, sha=sha)
+        facts = await self._facts(task, started=started, changed=changed)
+        pr_number = await self._pull_request(task, issue, result, facts)
+        approvals = await self._approvals(task, plan, pr_number=pr_number, sha=sha)
+        shown = check(
+            head_sha=sha,
+            conclusion="success",
+            title=READY_TITLE,
+            approvals=approvals,
+            required_approvals=plan.review.required_approvals,
         )
-
-    async def pull_request(self, *, title: str, body: str) -> dict[str, Any]:
-        """The one open pull request from the task's branch: reused and updated, or opened."""
-        existing = await self._github.find_open_pull(repo=self._repo, head_branch=self._task.branch)
-        if existing is not None:
-            return await self._github.update_pull(
-                repo=self._repo, number=int(existing["number"]), title=title, body=body
-            )
-        return await self._github.create_pull(
-            repo=self._repo,
-            title=title,
-            head=self._task.branch,
-            base=self._task.base_branch,
-            body=body,
+        ended = await asyncio.to_thread(
+            self.store.tasks.finish_run,
+            task.id,
+            TaskState.PR_OPEN,
+            lock_key=lock_key(task.repo_full_name, task.branch),
+            holder=self.identity.holder,
+            audit=self.identity.audit(task, "task.pr_opened", {"pr": pr_number, "head_sha": sha}),
+            publish=with_check(status(Phase.PR_OPENED), shown),
+            pr_number=pr_number,
+            head_sha=sha,
+            reason=None,
         )
+        if ended:
+            await self.publisher.sync(task.id)
 
-    async def check_run(
-        self, *, head_sha: str, conclusion: Conclusion, title: str, facts: RunFacts
+    async def _push(self, task: Task, workspace: Workspace, *, token: str, sha: str) -> None:
+        """Push the agent's commit, remembering for a rollback where the branch stood before
+        the task's first push and whether that push created it."""
+        assert task.id is not None
+        before = await branch_head(self.github, task)
+        try:
+            await asyncio.to_thread(workspace.push, token=token)
+        except WorkspaceError as exc:
+            raise RunFailed(FailureKind.PUSH_REFUSED, str(exc)[:1000]) from exc
+        fields: dict[str, Any] = {"pushed_sha": sha}
+        if task.pushed_from_sha is None:  # the claimed row: earlier attempts' pushes are in it
+            fields |= {
+                "pushed_from_sha": before or workspace.base_sha,
+                "created_branch": not before,
+            }
+        await asyncio.to_thread(self.store.tasks.update, task.id, **fields)
+
+    async def _pull_request(
+        self, task: Task, issue: Mapping[str, Any], result: AgentResult, facts: RunFacts
     ) -> int:
-        """`bosun/task` on the head commit: one per commit, updated when the task runs again."""
-        summary = check_run_summary(facts, outcome=conclusion)
-        existing = await self._github.find_check_run(
-            repo=self._repo, head_sha=head_sha, name=CHECK_NAME
+        """The pull request the change goes to: the task's own, or the one it works on."""
+        if task.is_pull_request:
+            return task.issue_number
+        title = f"[bosun/{task.task_name}] {one_line(str(issue.get('title') or ''))}"
+        body = pull_request_body(
+            issue_number=task.issue_number,
+            task_name=task.task_name,
+            summary=result.summary,
+            facts=facts,
         )
-        fields: dict[str, Any] = {
-            "status": "completed",
-            "conclusion": conclusion,
-            "title": title,
-            "summary": summary,
-            "external_id": f"bosun-task-{self._task_id}",
-        }
-        if existing is not None:
-            check_run_id = int(existing["id"])
-            await self._github.update_check_run(
-                repo=self._repo, check_run_id=check_run_id, **fields
-            )
-        else:
-            created = await self._github.create_check_run(
-                repo=self._repo, name=CHECK_NAME, head_sha=head_sha, **fields
-            )
-            check_run_id = int(created["id"])
-        await asyncio.to_thread(
-            self._store.update_task, self._task_id, check_run_id=check_run_id, head_sha=head_sha
+        reporter = Reporter(github=self.github, store=self.store, repo=repo_of(task), task=task)
+        pull = await reporter.pull_request(title=title[:TITLE_LIMIT], body=body)
+        return int(pull["number"])
+
+    async def _approvals(self, task: Task, plan: RunPlan, *, pr_number: int, sha: str) -> int:
+        """Approvals of the commit just pushed: none yet, unless GitHub holds a review of it."""
+        earlier = await asyncio.to_thread(self.store.tasks.for_pull, task.repo_full_name, pr_number)
+        return await count_approvals(
+            self.github,
+            repo=repo_of(task),
+            number=pr_number,
+            head_sha=sha,
+            excluded=requesters([*earlier, task]),
+            review=plan.review,
         )
-        return check_run_id
+
+    async def _facts(self, task: Task, *, started: float, changed: list[str]) -> RunFacts:
+        assert task.id is not None
+        fresh = await asyncio.to_thread(self.store.tasks.get, task.id) or task
+        calls = await asyncio.to_thread(self.store.model_calls.for_task, task.id)
+        return RunFacts(
+            models=tuple(dict.fromkeys(call.model for call in calls)),
+            tokens_in=fresh.tokens_in,
+            tokens_out=fresh.tokens_out,
+            cost_usd=fresh.cost_usd,
+            duration=timedelta(seconds=self.clock.monotonic() - started),
+            attempts=fresh.attempts,
+            max_attempts=fresh.max_attempts,
+            files_changed=tuple(changed),
+            sandbox=self.identity.sandbox,
+        )
 
 
-def repo_of(task: Task) -> Repo:
-    owner, _, name = task.repo_full_name.partition("/")
-    return Repo(installation_id=task.installation_id, owner=owner, name=name)
+def one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
-async def branch_head(github: GitHubClient, task: Task) -> str | None:
-    """The head of the task's branch on GitHub; None when the branch is not there."""
-    try:
-        return await github.get_branch_sha(repo=repo_of(task), branch=task.branch)
-    except GitHubError as exc:
-        if exc.status_code == 404:
-            return None
-        raise
-
-
-def stored_facts(store: Store, task: Task) -> RunFacts:
-    """A finished run's facts as the store recorded them; it blocks, so run it in a thread."""
-    assert task.id is not None
-    started = store.last_audit(task.id, "task.started")
-    duration = None
-    if task.started_at is not None and task.finished_at is not None:
-        duration = task.finished_at - task.started_at
-    return RunFacts(
-        models=tuple(dict.fromkeys(call.model for call in store.model_calls(task.id))),
-        tokens_in=task.tokens_in,
-        tokens_out=task.tokens_out,
-        cost_usd=task.cost_usd,
-        duration=duration,
-        attempts=task.attempts,
-        max_attempts=task.max_attempts,
-        audit_id=started.id if started is not None else None,
-        sandbox=str(started.detail.get("sandbox") or "") if started is not None else "",
+def commit_message(task: Task, issue: Mapping[str, Any], *, audit_id: int | None) -> str:
+    title = one_line(str(issue.get("title") or ""))[:60]
+    return (
+        f"{task.task_name}: {title} (#{task.issue_number})\n\n"
+        f"Made by Bosun task {task.id} for #{task.issue_number}, attempt {task.attempts}.\n"
+        f"Audit id: {audit_id}\n"
     )
-
-
-def view_of(task: Task, **overrides: Any) -> StatusView:
-    """The status comment's content for a task as the store knows it."""
-    fields: dict[str, Any] = {
-        "issue_number": task.issue_number,
-        "task_name": task.task_name,
-        "branch": task.branch,
-        "triggered_by": task.triggered_by,
-        "reason": task.reason or "",
-        "pr_number": task.pr_number,
-    }
-    fields.update(overrides)
-    return StatusView(**fields)

@@ -16,7 +16,7 @@ from bot.core.dependencies import named
 from bot.core.errors import PayloadError
 from bot.core.task_states import ACTIVE_TASK_STATES, TaskState
 from bot.execution.failure_actions import hand_over
-from bot.execution.publish import Reporter, view_of
+from bot.execution.publication import status
 from bot.github.client import Repo
 from bot.store.tables import Task
 from bot.tasks.admit import Target, queue_request
@@ -184,9 +184,9 @@ async def _last_finished_task(request: Request, *, verb: str) -> Task | None:
     of the issue whose agent opened it); None, with a reply, when it is still active."""
     ctx, repo = request.ctx, request.repo
     number = _number(request.data.get("issue") or {})
-    tasks = await asyncio.to_thread(ctx.store.tasks_for_issue, repo.full_name, number)
+    tasks = await asyncio.to_thread(ctx.store.tasks.for_issue, repo.full_name, number)
     if "pull_request" in (request.data.get("issue") or {}):
-        tasks += await asyncio.to_thread(ctx.store.tasks_for_pull, repo.full_name, number)
+        tasks += await asyncio.to_thread(ctx.store.tasks.for_pull, repo.full_name, number)
     # A waiting task has not run: what to act on is what it waits on, such as a failed fix.
     by_id = {task.id: task for task in tasks if task.state != TaskState.WAITING}
     ordered = [by_id[key] for key in sorted(key for key in by_id if key is not None)]
@@ -252,7 +252,7 @@ async def show_status(request: Request) -> None:
     data = request.data
     github, _ = ctx.require_github()
     number = _number(data.get("issue") or {})
-    tasks = await asyncio.to_thread(ctx.store.tasks_for_issue, repo.full_name, number)
+    tasks = await asyncio.to_thread(ctx.store.tasks.for_issue, repo.full_name, number)
     await github.create_comment(repo=repo, issue_number=number, body=status_table(tasks))
 
 
@@ -267,32 +267,34 @@ async def release_held(request: Request) -> None:
     github, configs = ctx.require_github()
     number = _number(data.get("issue") or {})
     released: list[Task] = []
-    for task in await asyncio.to_thread(ctx.store.active_tasks, repo.full_name, number):
+    for task in await asyncio.to_thread(ctx.store.tasks.active_for_issue, repo.full_name, number):
         if task.state != TaskState.HELD or task.id is None:
             continue
         depends_on = await depends_on_of(configs, repo, task)
         unmet = await unmet_for_issue(ctx, repo, number, depends_on)
         target = TaskState.WAITING if unmet else TaskState.QUEUED
         reason = f"released by @{sender}"
+        audit = ctx.entry(
+            "task.released",
+            actor=sender,
+            repo=repo,
+            config_sha=config.sha,
+            detail={"issue": number, **({"waits_for": unmet} if unmet else {})},
+        )
+        shown = status(Phase.WAITING, reason=named(unmet)) if unmet else status(Phase.QUEUED)
         moved = await asyncio.to_thread(
-            ctx.store.transition, task.id, TaskState.HELD, target, reason=reason
+            ctx.store.tasks.transition,
+            task.id,
+            TaskState.HELD,
+            target,
+            audit=audit,
+            publish=shown,
+            reason=reason,
         )
         if moved:
-            await ctx.audit(
-                "task.released",
-                actor=sender,
-                repo=repo,
-                config_sha=config.sha,
-                detail={"issue": number, **({"waits_for": unmet} if unmet else {})},
-                task_id=task.id,
-            )
-            fresh = await asyncio.to_thread(ctx.store.task, task.id) or task
-            reporter = Reporter(github=github, store=ctx.store, repo=repo, task=fresh)
-            if unmet:
-                await reporter.status(view_of(fresh, phase=Phase.WAITING, reason=named(unmet)))
-            else:
-                await reporter.status(view_of(fresh, phase=Phase.QUEUED))
-            released.append(fresh)
+            await ctx.publish(task.id)
+            fresh = await asyncio.to_thread(ctx.store.tasks.get, task.id)
+            released.append(fresh or task)
     if any(task.state == TaskState.QUEUED for task in released):
         ctx.wake_scheduler()
     if not released:

@@ -43,7 +43,7 @@ async def record_installation(event: sansio.Event, ctx: HandlerContext) -> None:
         return
     account = installation.get("account") or {}
     await asyncio.to_thread(
-        ctx.store.record_installation,
+        ctx.store.installations.record,
         installation_id=installation["id"],
         account_login=account.get("login", ""),
         account_type=account.get("type", ""),
@@ -51,7 +51,7 @@ async def record_installation(event: sansio.Event, ctx: HandlerContext) -> None:
     )
     if action == "created":
         await asyncio.to_thread(
-            ctx.store.set_installation_repositories,
+            ctx.store.installations.set_repositories,
             installation["id"],
             added=_names(event.data.get("repositories")),
             removed=[],
@@ -65,7 +65,7 @@ async def record_installation_repositories(event: sansio.Event, ctx: HandlerCont
     added = _names(event.data.get("repositories_added"))
     removed = _names(event.data.get("repositories_removed"))
     await asyncio.to_thread(
-        ctx.store.set_installation_repositories, installation_id, added=added, removed=removed
+        ctx.store.installations.set_repositories, installation_id, added=added, removed=removed
     )
     await _audit(
         ctx,

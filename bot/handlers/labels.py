@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from gidgethub import routing, sansio
 
 from bot.core.errors import PayloadError
-from bot.core.task_states import TaskState
-from bot.execution.publish import Reporter, view_of
 from bot.github.client import Repo
 from bot.tasks.admit import Target, queue_request, requested_task
+from bot.tasks.cancel import cancel_task
 from bot.tasks.context import HandlerContext
 from bot.tasks.waiting import cancel_stranded_tasks
-from bot.texts.status import Phase
 
 router = routing.Router()
 
@@ -84,34 +81,19 @@ async def _cancel_task(event: sansio.Event, ctx: HandlerContext, number: int) ->
     label = _label_name(event.data)
     if label is None:
         return
-    github, configs = ctx.require_github()
+    _, configs = ctx.require_github()
     repo = Repo.from_payload(event.data)
     config = await configs.for_repo(repo, default_branch=_default_branch(event.data))
     task_name = requested_task(label, config.policy.triggers.label_prefix)
     if task_name is None:
         return
     sender = _sender(event.data)
-    task = await asyncio.to_thread(
-        ctx.store.request_cancel,
-        repo.full_name,
-        number,
-        task_name,
-        reason=f"label removed by @{sender}",
+    reason = f"label removed by @{sender}"
+    task = await cancel_task(
+        ctx, repo, number, task_name, actor=sender, reason=reason, config_sha=config.sha
     )
     if task is None:
         return
-    detail = {"issue": number, "task": task_name, "state": str(task.state)}
-    await ctx.audit(
-        "task.cancel_requested" if task.state == TaskState.RUNNING else "task.cancelled",
-        actor=sender,
-        repo=repo,
-        config_sha=config.sha,
-        detail=detail,
-        task_id=task.id,
-    )
-    if task.state == TaskState.CANCELLED:
-        reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
-        await reporter.status(view_of(task, phase=Phase.CANCELLED))
     # A running task asked to stop is as good as cancelled for the tasks waiting on it.
     await cancel_stranded_tasks(
         ctx, repo, task, actor=sender, how=f"was cancelled ({task.reason or 'label removed'})"

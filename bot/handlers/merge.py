@@ -135,7 +135,7 @@ async def _merge_pulls_at(ctx: HandlerContext, data: Mapping[str, Any], head_sha
     if not head_sha:
         raise PayloadError("check or status event without a commit sha")
     repo = Repo.from_payload(data)
-    tasks = await asyncio.to_thread(ctx.store.open_pull_tasks_at, repo.full_name, head_sha)
+    tasks = await asyncio.to_thread(ctx.store.tasks.open_pulls_at, repo.full_name, head_sha)
     numbers = sorted({task.pr_number for task in tasks if task.pr_number is not None})
     for number in numbers:
         await merge_if_ready(ctx, repo, number, _default_branch(data))
@@ -146,7 +146,7 @@ async def _merge_pulls_at(ctx: HandlerContext, data: Mapping[str, Any], head_sha
 
 async def merge_if_ready(ctx: HandlerContext, repo: Repo, number: int, default_branch: str) -> None:
     """Merge the agent's pull request `number` if the policy allows it and it is ready."""
-    tasks = await asyncio.to_thread(ctx.store.tasks_for_pull, repo.full_name, number)
+    tasks = await asyncio.to_thread(ctx.store.tasks.for_pull, repo.full_name, number)
     pushed = [t for t in tasks if t.state == TaskState.PR_OPEN and t.head_sha]
     if not pushed or not any(_opened_by_agent(task) for task in tasks):
         return  # not a pull request Bosun opened, or none of its work is waiting on it
@@ -240,7 +240,7 @@ async def _agent_working(
 ) -> bool:
     """Whether a task is held, queued or running on `branch`: it will push again."""
     for issue in issues:
-        active = await asyncio.to_thread(ctx.store.active_tasks, repo.full_name, issue)
+        active = await asyncio.to_thread(ctx.store.tasks.active_for_issue, repo.full_name, issue)
         if any(task.branch == branch for task in active):
             return True
     return False
@@ -273,7 +273,7 @@ async def delete_agent_branch_of_unmerged_pull(event: sansio.Event, ctx: Handler
     branch = str(head.get("ref") or "")
     if (head.get("repo") or {}).get("full_name") != repo.full_name:
         return
-    tasks = await asyncio.to_thread(ctx.store.tasks_for_pull, repo.full_name, number)
+    tasks = await asyncio.to_thread(ctx.store.tasks.for_pull, repo.full_name, number)
     owners = [task for task in tasks if _opened_by_agent(task) and task.branch == branch]
     if not owners:
         return

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from gidgethub import routing, sansio
 
-from bot.core.errors import GitHubError, PayloadError
+from bot.core.errors import PayloadError
 from bot.core.task_states import TaskState
-from bot.execution.publish import Reporter, view_of
+from bot.execution.publication import status
 from bot.github.client import Repo
 from bot.store.tables import Task
 from bot.tasks.cancel import cancel_active_tasks
@@ -33,7 +32,7 @@ async def finish_tasks_of_closed_pull_request(event: sansio.Event, ctx: HandlerC
     target = TaskState.DONE if merged else TaskState.ABANDONED
     sender = str((event.data.get("sender") or {}).get("login") or "")
     reason = f"pull request #{number} {'merged' if merged else 'closed'} by @{sender}"
-    tasks = await asyncio.to_thread(ctx.store.tasks_for_pull, repo.full_name, number)
+    tasks = await asyncio.to_thread(ctx.store.tasks.for_pull, repo.full_name, number)
     for task in tasks:
         if task.id is None or task.state not in (TaskState.PR_OPEN, target):
             continue
@@ -42,25 +41,25 @@ async def finish_tasks_of_closed_pull_request(event: sansio.Event, ctx: HandlerC
             # waiting tasks' part, which is safe to repeat.
             await _move_waiting_tasks(ctx, repo, task, merged=merged, actor=sender, why=reason)
             continue
-        moved = await asyncio.to_thread(
-            ctx.store.transition, task.id, TaskState.PR_OPEN, target, reason=reason
-        )
-        if not moved:
-            continue
-        await ctx.audit(
+        ended = ctx.entry(
             f"task.{target.value}",
             actor=sender,
             repo=repo,
             config_sha=task.config_sha,
             detail={"pr": number},
-            task_id=task.id,
         )
-        if ctx.github is not None:
-            fresh = await asyncio.to_thread(ctx.store.task, task.id) or task
-            phase = Phase.DONE if merged else Phase.ABANDONED
-            reporter = Reporter(github=ctx.github, store=ctx.store, repo=repo, task=fresh)
-            with contextlib.suppress(GitHubError):
-                await reporter.status(view_of(fresh, phase=phase))
+        moved = await asyncio.to_thread(
+            ctx.store.tasks.transition,
+            task.id,
+            TaskState.PR_OPEN,
+            target,
+            audit=ended,
+            publish=status(Phase.DONE if merged else Phase.ABANDONED),
+            reason=reason,
+        )
+        if not moved:
+            continue
+        await ctx.publish(task.id)
         await _move_waiting_tasks(ctx, repo, task, merged=merged, actor=sender, why=reason)
     ctx.wake_scheduler()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 from gidgethub import routing, sansio
@@ -12,8 +11,9 @@ from bot.config.models import Review
 from bot.core.approvals import requesters
 from bot.core.errors import PayloadError
 from bot.core.task_states import TaskState
-from bot.execution.publish import READY_TITLE, Reporter, stored_facts
-from bot.github.client import GitHubClient, Repo
+from bot.execution.publication import READY_TITLE, check
+from bot.github.client import Repo
+from bot.store import Publish
 from bot.store.tables import Task
 from bot.tasks.admit import Target, queue_request
 from bot.tasks.approvals import count_approvals
@@ -71,7 +71,7 @@ async def recount_approvals_on_review(event: sansio.Event, ctx: HandlerContext) 
         return  # nothing of Bosun's on this commit: someone else pushed after the agent
     default_branch = str((event.data.get("repository") or {}).get("default_branch") or "main")
     config = await configs.for_repo(repo, default_branch=default_branch)
-    every = await asyncio.to_thread(ctx.store.tasks_for_pull, repo.full_name, number)
+    every = await asyncio.to_thread(ctx.store.tasks.for_pull, repo.full_name, number)
     approvals = await count_approvals(
         github,
         repo=repo,
@@ -81,31 +81,24 @@ async def recount_approvals_on_review(event: sansio.Event, ctx: HandlerContext) 
         review=config.policy.review,
     )
     for task in on_head:
-        await _show_approvals(ctx, github, repo, task, approvals, config.policy.review)
+        await _show_approvals(ctx, task, approvals, config.policy.review)
 
 
-async def _show_approvals(
-    ctx: HandlerContext,
-    github: GitHubClient,
-    repo: Repo,
-    task: Task,
-    approvals: int,
-    review: Review,
-) -> None:
-    assert task.head_sha is not None
-    facts = dataclasses.replace(
-        await asyncio.to_thread(stored_facts, ctx.store, task),
+async def _show_approvals(ctx: HandlerContext, task: Task, approvals: int, review: Review) -> None:
+    assert task.head_sha is not None and task.id is not None
+    shown = check(
+        head_sha=task.head_sha,
+        conclusion="success",
+        title=READY_TITLE,
         approvals=approvals,
         required_approvals=review.required_approvals,
     )
-    reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
-    await reporter.check_run(
-        head_sha=task.head_sha, conclusion="success", title=READY_TITLE, facts=facts
-    )
+    await asyncio.to_thread(ctx.store.tasks.update, task.id, publish=Publish(check=shown))
+    await ctx.publish(task.id)
 
 
 async def _open_tasks(ctx: HandlerContext, repo: Repo, number: int) -> list[Task]:
-    tasks = await asyncio.to_thread(ctx.store.tasks_for_pull, repo.full_name, number)
+    tasks = await asyncio.to_thread(ctx.store.tasks.for_pull, repo.full_name, number)
     return [task for task in tasks if task.state == TaskState.PR_OPEN]
 
 

@@ -82,7 +82,7 @@ class EventDispatcher:
         crash before that write only means the page is handled again on restart.
         """
         while True:
-            pending = await asyncio.to_thread(self._store.unhandled_deliveries, limit=100)
+            pending = await asyncio.to_thread(self._store.deliveries.unhandled, limit=100)
             if not pending:
                 return 0.0
             done: list[tuple[int, str, str | None]] = []
@@ -98,13 +98,13 @@ class EventDispatcher:
                     outcome = Outcome("failed", outcome.error)
                 done.append((delivery.id, outcome.name, outcome.error))
                 await asyncio.sleep(0)  # let intake answer between deliveries
-            await asyncio.to_thread(self._store.mark_deliveries_handled, done)
+            await asyncio.to_thread(self._store.deliveries.mark_handled, done)
             if backoff or self._stop.is_set():
                 return backoff
 
     async def _postpone(self, delivery: StoredDelivery, outcome: Outcome) -> float:
         await asyncio.to_thread(
-            self._store.record_delivery_attempt, delivery.id, error=outcome.error or ""
+            self._store.deliveries.record_attempt, delivery.id, error=outcome.error or ""
         )
         return float(min(self._max_backoff, 2**delivery.attempts))
 

@@ -13,13 +13,14 @@ from bot.core.clock import Clock
 from bot.core.task_states import TaskState
 from bot.scheduling.locks import lock_key
 from bot.scheduling.plan import Candidate, plan
-from bot.store import Store
+from bot.store import AuditEntry, Store
 from bot.store.tables import Task
 
 log = structlog.get_logger("bosun.scheduler")
 
 RunTask = Callable[[Task], Coroutine[Any, Any, None]]
 OnWorkerLost = Callable[[Task], Coroutine[Any, Any, None]]
+SyncPublications = Callable[[], Coroutine[Any, Any, int]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,12 +43,15 @@ class Scheduler:
         clock: Clock,
         config: SchedulerConfig,
         on_worker_lost: OnWorkerLost | None = None,
+        sync_publications: SyncPublications | None = None,
     ) -> None:
         self._store = store
         self._run_task = run_task
         self._clock = clock
         self._config = config
         self._on_worker_lost = on_worker_lost
+        self._sync_publications = sync_publications
+        self._publishing: asyncio.Task[int] | None = None
         self._running: dict[int, asyncio.Task[None]] = {}
         self._recovering: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -64,7 +68,8 @@ class Scheduler:
         self._wake.set()
 
     async def reconcile_once(self) -> list[int]:
-        """One pass: recover lost runs (now and then), then start what fits.
+        """One pass: recover lost runs and publish what GitHub missed (now and then), then
+        start what fits.
 
         Returns the started task ids. Recovery reads every running task, so it runs on a
         timer (twice per lease at least) rather than on every wake-up from a finished run.
@@ -73,6 +78,7 @@ class Scheduler:
         if now >= self._next_recovery:
             self._next_recovery = now + self._pause
             await self._recover_lost_workers()
+            self._start_publishing()
         free = self._config.slots - len(self._running)
         if free <= 0:
             return []
@@ -83,14 +89,14 @@ class Scheduler:
 
     def _claim(self, free: int) -> list[Task]:
         """Read the queue and the held locks, plan, and claim: one trip off the event loop."""
-        queued = self._store.queued_candidates(limit=free * self._config.lookahead)
-        held = self._store.live_lease_keys()
+        queued = self._store.tasks.queued_candidates(limit=free * self._config.lookahead)
+        held = self._store.leases.live_keys()
         candidates = [
             Candidate(task_id, lock_key(repo, branch)) for task_id, repo, branch in queued
         ]
         claimed = []
         for candidate in plan(candidates, held=held, free_slots=free):
-            task = self._store.claim_task(
+            task = self._store.tasks.claim(
                 candidate.task_id,
                 lock_key=candidate.lock_key,
                 holder=self._config.holder,
@@ -99,6 +105,15 @@ class Scheduler:
             if task is not None:
                 claimed.append(task)
         return claimed
+
+    def _start_publishing(self) -> None:
+        """Publish what GitHub missed, beside the loop: its GitHub calls must not stall
+        scheduling, and one such pass runs at a time."""
+        if self._sync_publications is None:
+            return
+        if self._publishing is None or self._publishing.done():
+            self._publishing = asyncio.create_task(self._sync_publications(), name="publish")
+            self._publishing.add_done_callback(_log_failure("publish pass failed"))
 
     def _start(self, task: Task) -> None:
         assert task.id is not None
@@ -114,7 +129,7 @@ class Scheduler:
     async def _recover_lost_workers(self) -> None:
         """Running tasks whose lease is gone: `on_worker_lost` applies the failure policy;
         without it, retry while attempts remain, else fail."""
-        orphans = await asyncio.to_thread(self._store.orphaned_running_tasks)
+        orphans = await asyncio.to_thread(self._store.tasks.orphaned)
         for task in orphans:
             if task.id is None or task.id in self._running or task.id in self._recovering:
                 continue
@@ -130,21 +145,22 @@ class Scheduler:
             retry = task.attempts < task.max_attempts
             target = TaskState.QUEUED if retry else TaskState.FAILED
             reason = "worker lost; retrying" if retry else "worker lost; no attempts left"
-            moved = await asyncio.to_thread(
-                self._store.transition, task.id, TaskState.RUNNING, target, reason=reason
-            )
-            if not moved:
-                continue
-            await asyncio.to_thread(
-                self._store.audit,
+            audit = AuditEntry(
                 actor="bosun",
                 action="task.requeued" if retry else "task.failed",
                 repo_full_name=task.repo_full_name,
                 config_sha=task.config_sha,
-                task_id=task.id,
                 detail={"reason": reason, "attempts": task.attempts, "worker": task.worker_id},
             )
-        await asyncio.to_thread(self._store.drop_expired_leases)
+            await asyncio.to_thread(
+                self._store.tasks.transition,
+                task.id,
+                TaskState.RUNNING,
+                target,
+                audit=audit,
+                reason=reason,
+            )
+        await asyncio.to_thread(self._store.leases.drop_expired)
 
     async def run_forever(self) -> None:
         while not self._stop.is_set():
@@ -176,4 +192,15 @@ class Scheduler:
         runs = list(self._running.values())
         for run in runs:
             run.cancel()
-        await asyncio.gather(*runs, *self._recovering.values(), return_exceptions=True)
+        publishing = [self._publishing] if self._publishing is not None else []
+        for pass_ in publishing:
+            pass_.cancel()
+        await asyncio.gather(*runs, *self._recovering.values(), *publishing, return_exceptions=True)
+
+
+def _log_failure(message: str) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(message, error=str(task.exception()))
+
+    return done

@@ -56,6 +56,7 @@ class Task(SQLModel, table=True):
         Index("ix_task_state", "state"),
         # The scheduler's queue: queued tasks by priority, then age.
         Index("ix_task_queue", "state", "priority", "id"),
+        Index("ix_task_publish_pending", "publish_pending"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -94,6 +95,17 @@ class Task(SQLModel, table=True):
     pushed_from_sha: str | None = Field(default=None, max_length=64)
     pushed_sha: str | None = Field(default=None, max_length=64)
     created_branch: bool = Field(default=False)
+    # What GitHub should show for the task, written with each state change, and the revision
+    # last shown there: the reconcile loop re-publishes until the two agree.
+    status_view: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    status_revision: int = Field(default=0)
+    status_synced: int = Field(default=0)
+    check_view: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    check_revision: int = Field(default=0)
+    check_synced: int = Field(default=0)
+    publish_pending: bool = Field(default=False)
+    publish_failures: int = Field(default=0)
+    publish_not_before: datetime | None = _timestamp(nullable=True)
     cost_usd: float = Field(default=0.0)
     tokens_in: int = Field(default=0)
     tokens_out: int = Field(default=0)

@@ -11,7 +11,7 @@ from bot.config.models import permission_at_least
 from bot.config.source import RepoConfig
 from bot.core.dependencies import named
 from bot.core.task_states import TaskState
-from bot.execution.publish import Reporter, view_of
+from bot.execution.publication import status
 from bot.github.client import Repo
 from bot.store import NewTask
 from bot.store.tables import Task
@@ -85,15 +85,28 @@ async def queue_request(
     depends_on = tuple(config.tasks[task_name].depends_on)
     unmet = await unmet_for_issue(ctx, repo, target.number, depends_on) if permitted else []
     state = TaskState.HELD if not permitted else TaskState.WAITING if unmet else TaskState.QUEUED
+    branch = target.head_branch or task_branch(task_name, target.number)
+    detail |= {"branch": branch, "permission": actual}
+    if unmet:
+        detail["waits_for"] = unmet
+    audit = ctx.entry(
+        f"task.{state.value}", actor=sender, repo=repo, config_sha=config.sha, detail=detail
+    )
+    if state == TaskState.HELD:
+        shown = status(Phase.HELD, reason=_held_reason(config, sender=sender, actual=actual))
+    elif state == TaskState.WAITING:
+        shown = status(Phase.WAITING, reason=named(unmet))
+    else:
+        shown = status(Phase.QUEUED)
     task = await asyncio.to_thread(
-        ctx.store.create_task,
+        ctx.store.tasks.create,
         NewTask(
             installation_id=repo.installation_id,
             repo_full_name=repo.full_name,
             issue_number=target.number,
             is_pull_request=target.is_pull_request,
             task_name=task_name,
-            branch=target.head_branch or task_branch(task_name, target.number),
+            branch=branch,
             base_branch=target.base_branch,
             triggered_by=sender,
             trigger_delivery_id=ctx.delivery_id,
@@ -104,28 +117,13 @@ async def queue_request(
             max_attempts=1 if tier is not None else 1 + config.policy.failure.retry.attempts,
         ),
         state=state,
+        audit=audit,
+        publish=shown,
     )
     if task is None:
         return None
-    detail |= {"branch": task.branch, "permission": actual}
-    if unmet:
-        detail["waits_for"] = unmet
-    await ctx.audit(
-        f"task.{state.value}",
-        actor=sender,
-        repo=repo,
-        config_sha=config.sha,
-        detail=detail,
-        task_id=task.id,
-    )
-    reporter = Reporter(github=github, store=ctx.store, repo=repo, task=task)
-    if state == TaskState.HELD:
-        reason = _held_reason(config, sender=sender, actual=actual)
-        await reporter.status(view_of(task, phase=Phase.HELD, reason=reason))
-    elif state == TaskState.WAITING:
-        await reporter.status(view_of(task, phase=Phase.WAITING, reason=named(unmet)))
-    else:
-        await reporter.status(view_of(task, phase=Phase.QUEUED))
+    await ctx.publish(task.id)
+    if state == TaskState.QUEUED:
         ctx.wake_scheduler()
     return task
 

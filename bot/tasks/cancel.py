@@ -3,14 +3,47 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
-from bot.core.errors import GitHubError
 from bot.core.task_states import TaskState
-from bot.execution.publish import Reporter, view_of
+from bot.execution.publication import status
 from bot.github.client import Repo
+from bot.store.tables import Task
 from bot.tasks.context import HandlerContext
 from bot.texts.status import Phase
+
+
+async def cancel_task(
+    ctx: HandlerContext,
+    repo: Repo,
+    number: int,
+    task_name: str,
+    *,
+    actor: str,
+    reason: str,
+    config_sha: str | None,
+) -> Task | None:
+    """Cancel the issue's active `task_name`: at once when it is not running (its status
+    comment says so), else its worker is asked to stop and says so when it has. None when
+    there was nothing to cancel."""
+    audit = ctx.entry(
+        "task.cancelled",  # the store writes task.cancel_requested for a running task
+        actor=actor,
+        repo=repo,
+        config_sha=config_sha,
+        detail={"issue": number, "task": task_name},
+    )
+    task = await asyncio.to_thread(
+        ctx.store.tasks.request_cancel,
+        repo.full_name,
+        number,
+        task_name,
+        reason=reason,
+        audit=audit,
+        publish=status(Phase.CANCELLED),
+    )
+    if task is not None and task.state == TaskState.CANCELLED:
+        await ctx.publish(task.id)
+    return task
 
 
 async def cancel_active_tasks(
@@ -19,22 +52,13 @@ async def cancel_active_tasks(
     """Cancel an issue's held, waiting and queued tasks, ask its running ones to stop; say so.
 
     Every task of the issue goes, so no waiting task is left behind by a dependency."""
-    for active in await asyncio.to_thread(ctx.store.active_tasks, repo.full_name, number):
-        task = await asyncio.to_thread(
-            ctx.store.request_cancel, repo.full_name, number, active.task_name, reason=reason
-        )
-        if task is None:
-            continue
-        cancelled = task.state == TaskState.CANCELLED
-        await ctx.audit(
-            "task.cancelled" if cancelled else "task.cancel_requested",
+    for active in await asyncio.to_thread(ctx.store.tasks.active_for_issue, repo.full_name, number):
+        await cancel_task(
+            ctx,
+            repo,
+            number,
+            active.task_name,
             actor=actor,
-            repo=repo,
-            config_sha=task.config_sha,
-            detail={"issue": number},
-            task_id=task.id,
+            reason=reason,
+            config_sha=active.config_sha,
         )
-        if cancelled and ctx.github is not None:
-            reporter = Reporter(github=ctx.github, store=ctx.store, repo=repo, task=task)
-            with contextlib.suppress(GitHubError):
-                await reporter.status(view_of(task, phase=Phase.CANCELLED))

@@ -119,7 +119,7 @@ async def live_tasks(ctx: HandlerContext, repo: Repo) -> list[LiveTask]:
     github, configs = ctx.require_github()
     tasks = [
         task
-        for task in await asyncio.to_thread(ctx.store.tasks, repo.full_name)
+        for task in await asyncio.to_thread(ctx.store.tasks.all, repo.full_name)
         if task.state in LIVE_STATES
     ]
     permissions = {
@@ -153,7 +153,7 @@ async def _org_impacts(ctx: HandlerContext, org: Repo, head_files: Mapping[str, 
     github, configs = ctx.require_github()
     ceilings = {path: raw for path, raw in head_files.items() if path == POLICY_PATH}
     sections: list[str] = []
-    names = await asyncio.to_thread(ctx.store.installation_repositories, org.installation_id)
+    names = await asyncio.to_thread(ctx.store.installations.repositories, org.installation_id)
     for full_name in names:
         owner, _, name = full_name.partition("/")
         repo = Repo(installation_id=org.installation_id, owner=owner, name=name)

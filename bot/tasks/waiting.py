@@ -5,14 +5,12 @@ comment; `bot/core/dependencies.py` makes the decisions."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from bot.config.source import ConfigProvider
 from bot.core import dependencies
 from bot.core.dependencies import WaitingTask
-from bot.core.errors import GitHubError
 from bot.core.task_states import TaskState
-from bot.execution.publish import Reporter, view_of
+from bot.execution.publication import status
 from bot.github.client import Repo
 from bot.store.tables import Task
 from bot.tasks.context import HandlerContext
@@ -45,24 +43,29 @@ async def release_ready_tasks(ctx: HandlerContext, repo: Repo, merged: Task, *, 
     ready = dependencies.ready_to_release(waiting, issue_tasks)
     reason = f"`{merged.task_name}`'s pull request #{merged.pr_number} merged"
     for task in ready:
-        moved = await asyncio.to_thread(
-            ctx.store.transition, task.task_id, TaskState.WAITING, TaskState.QUEUED, reason=reason
-        )
-        if not moved:
-            continue
-        await ctx.audit(
+        released = ctx.entry(
             "task.released",
             actor=actor,
             repo=repo,
             config_sha=merged.config_sha,
             detail={"issue": merged.issue_number, "dependency": merged.task_name},
-            task_id=task.task_id,
         )
-        await _say(ctx, repo, task.task_id, Phase.QUEUED)
+        if await asyncio.to_thread(
+            ctx.store.tasks.transition,
+            task.task_id,
+            TaskState.WAITING,
+            TaskState.QUEUED,
+            audit=released,
+            publish=status(Phase.QUEUED),
+            reason=reason,
+        ):
+            await ctx.publish(task.task_id)
     for task in waiting:
         if task not in ready and merged.task_name in task.depends_on:
             unmet = dependencies.unmet_dependencies(task.depends_on, issue_tasks)
-            await _say(ctx, repo, task.task_id, Phase.WAITING, reason=dependencies.named(unmet))
+            shown = status(Phase.WAITING, reason=dependencies.named(unmet))
+            await asyncio.to_thread(ctx.store.tasks.update, task.task_id, publish=shown)
+            await ctx.publish(task.task_id)
 
 
 async def cancel_stranded_tasks(
@@ -75,28 +78,27 @@ async def cancel_stranded_tasks(
     for stranded in dependencies.stranded_by(ended, waiting, issue_tasks):
         what = how if stranded.dependency == ended.task_name else "was cancelled"
         reason = f"its dependency `{stranded.dependency}` {what}"
-        moved = await asyncio.to_thread(
-            ctx.store.transition,
-            stranded.task.task_id,
-            TaskState.WAITING,
-            TaskState.CANCELLED,
-            reason=reason,
-        )
-        if not moved:
-            continue
-        await ctx.audit(
+        cancelled = ctx.entry(
             "task.cancelled",
             actor=actor,
             repo=repo,
             config_sha=ended.config_sha,
             detail={"issue": ended.issue_number, "dependency": stranded.dependency},
-            task_id=stranded.task.task_id,
         )
-        await _say(ctx, repo, stranded.task.task_id, Phase.CANCELLED)
+        if await asyncio.to_thread(
+            ctx.store.tasks.transition,
+            stranded.task.task_id,
+            TaskState.WAITING,
+            TaskState.CANCELLED,
+            audit=cancelled,
+            publish=status(Phase.CANCELLED),
+            reason=reason,
+        ):
+            await ctx.publish(stranded.task.task_id)
 
 
 async def _issue_tasks(ctx: HandlerContext, repo: Repo, issue_number: int) -> list[Task]:
-    return await asyncio.to_thread(ctx.store.tasks_for_issue, repo.full_name, issue_number)
+    return await asyncio.to_thread(ctx.store.tasks.for_issue, repo.full_name, issue_number)
 
 
 async def _waiting(ctx: HandlerContext, repo: Repo, issue_tasks: list[Task]) -> list[WaitingTask]:
@@ -109,16 +111,3 @@ async def _waiting(ctx: HandlerContext, repo: Repo, issue_tasks: list[Task]) -> 
         for task in issue_tasks
         if task.state == TaskState.WAITING and task.id is not None
     ]
-
-
-async def _say(
-    ctx: HandlerContext, repo: Repo, task_id: int, phase: Phase, *, reason: str | None = None
-) -> None:
-    """Update the task's status comment; a GitHub hiccup must not undo the state change."""
-    task = await asyncio.to_thread(ctx.store.task, task_id)
-    if task is None or ctx.github is None:
-        return
-    reporter = Reporter(github=ctx.github, store=ctx.store, repo=repo, task=task)
-    overrides = {} if reason is None else {"reason": reason}
-    with contextlib.suppress(GitHubError):
-        await reporter.status(view_of(task, phase=phase, **overrides))

@@ -1,0 +1,65 @@
+"""What one run of a task will be, decided from its config and its issue: plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.config.models import Agent, Failure, Review, TaskSpec, route
+from bot.config.source import RepoConfig
+from bot.core.failures import FailureKind, RunFailure
+from bot.github.client import Repo
+from bot.store.tables import Task
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPlan:
+    tier: str
+    repo: Repo
+    spec: TaskSpec
+    agent: Agent
+    models: list[str]
+    budget_usd: float
+    protected: list[str]
+    review: Review
+    failure: Failure
+    max_attempts: int  # as the policy in force allows; an escalated run keeps its one
+
+
+def plan_run(
+    config: RepoConfig, task: Task, issue: Mapping[str, Any], *, repo: Repo
+) -> RunPlan | RunFailure:
+    """The run's tier, agent, models, budget and rules; a failure when the task is unusable."""
+    spec = config.tasks.get(task.task_name)
+    if spec is None or config.unusable:
+        return RunFailure(
+            FailureKind.INVALID_TASK,
+            f"`{task.task_name}` is not a valid task at config {task.config_sha}",
+        )
+    policy = config.policy
+    labels = [
+        str(label.get("name") if isinstance(label, dict) else label)
+        for label in issue.get("labels") or []
+    ]
+    escalated_tier = task.tier if task.tier in policy.models.tiers else None
+    tier = escalated_tier or route(
+        policy,
+        task_type=spec.task_type,
+        labels=labels,
+        paths=[],  # what the agent will touch is not known before it runs
+        issue_chars=len(str(issue.get("body") or "")),
+        task_tier=spec.tier,
+    )
+    return RunPlan(
+        tier=tier,
+        repo=repo,
+        spec=spec,
+        agent=policy.agents[spec.agent],
+        models=list(policy.models.tiers[tier]),
+        budget_usd=spec.budget_usd or policy.budgets.per_task_usd,
+        protected=list(policy.protected_paths),
+        review=policy.review,
+        failure=policy.failure,
+        max_attempts=task.max_attempts if task.escalated else 1 + policy.failure.retry.attempts,
+    )
