@@ -26,7 +26,7 @@ from urllib.parse import quote, urlencode
 import jwt
 from aiohttp import web
 
-from bot.github.client import Repo
+from bot.github.types import Repo
 
 BOT_LOGIN = "bosun[bot]"
 BOT_USER_ID = 149_000_001
@@ -765,6 +765,11 @@ class FakeGitHub:
         )
         with self._lock:
             self._failures.append(failure)
+
+    def reset_failures(self) -> None:
+        """GitHub answers again: every scripted failure not yet used is dropped."""
+        with self._lock:
+            self._failures.clear()
 
     # The HTTP application
 

@@ -14,7 +14,7 @@ from gidgethub import sansio
 from bot.config.load import parse_file
 from bot.config.models import Policy
 from bot.core.task_states import TaskState
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.handlers.merge import CheckRunState, MergeFacts, merge_verdict
 from bot.store import Store
 from bot.store.tables import Task

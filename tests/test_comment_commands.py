@@ -8,7 +8,7 @@ import pytest
 from gidgethub import sansio
 
 from bot.core.task_states import TaskState
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.store import Store
 from tests.events import (
     comment_event,

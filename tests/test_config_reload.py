@@ -13,7 +13,8 @@ import pytest
 from gidgethub import sansio
 
 from bot.config.source import ConfigProvider
-from bot.github.client import GitHubClient, Repo
+from bot.github.client import GitHubClient
+from bot.github.types import Repo
 from bot.store import Store
 from tests.dispatch import Dispatch, dispatcher
 from tests.events import EXAMPLES, example_config, issue_label_event

@@ -16,7 +16,8 @@ from multidict import CIMultiDict
 from bot.core.clock import SystemClock
 from bot.core.errors import GitHubError
 from bot.demo.forge import Forge
-from bot.github.client import CheckConclusion, CheckStatus, GitHubClient, PullState, Repo
+from bot.github.client import GitHubClient
+from bot.github.types import CheckConclusion, CheckStatus, PullState, Repo
 from bot.settings import Secret
 from sandbox.workspace import Workspace, prepare
 from tests.github_fixtures import APP_ID, new_app_key
@@ -143,10 +144,14 @@ async def push_change(workspace: Workspace, path: str, text: str) -> str:
     return sha
 
 
-async def open_pull(client: GitHubClient) -> dict[str, Any]:
-    return await client.create_pull(
+async def open_pull(client: GitHubClient, forge: Forge | None = None) -> dict[str, Any]:
+    """Open the pull request with Bosun's client; GitHub's JSON of it, as the forge keeps it."""
+    opened = await client.pulls.create_pull(
         repo=REPO, title="Fix the bug", head=BRANCH, base="main", body="Closes #1"
     )
+    listed = forge.pulls("acme", "app") if forge is not None else []
+    shown = [pull for pull in listed if pull["number"] == opened.number]
+    return shown[0] if shown else {"number": opened.number}
 
 
 # Authentication
@@ -159,7 +164,7 @@ async def test_the_client_authenticates_as_the_app_and_its_installation(
     identity = await client.app_identity()
     assert identity is not None and (identity.id, identity.slug) == (int(APP_ID), "bosun")
     assert (await client.installation_token(installation_id=INSTALLATION)).startswith("ghs_")
-    assert (await client.get_repository(repo=REPO))["full_name"] == "acme/app"
+    assert (await client.repos.get_repository(repo=REPO)).full_name == "acme/app"
 
 
 async def test_a_jwt_signed_by_another_key_gets_no_token(api: Api) -> None:
@@ -216,7 +221,7 @@ async def test_without_a_public_key_any_well_formed_jwt_naming_the_app_is_enough
             private_key=Secret(new_app_key()[0]),
             clock=SystemClock(),
         )
-        assert (await client.get_repository(repo=REPO))["default_branch"] == "main"
+        assert (await client.repos.get_repository(repo=REPO)).default_branch == "main"
         garbage = Api(session, forge, "")
         path = f"/app/installations/{INSTALLATION}/access_tokens"
         assert (await garbage.call("POST", path, authorization="Bearer not-a-jwt"))[0] == 401
@@ -227,9 +232,9 @@ async def test_without_a_public_key_any_well_formed_jwt_naming_the_app_is_enough
 # Repository, refs, contents, permissions
 
 
-async def test_the_repository_clones_from_a_file_url(client: GitHubClient, forge: Forge) -> None:
+async def test_the_repository_clones_from_a_file_url(api: Api, forge: Forge) -> None:
     """clone_url is the bare repository's file:// URL; html_url is the forge's own page."""
-    repository = await client.get_repository(repo=REPO)
+    _, _, repository = await api.call("GET", "/repos/acme/app")
     assert repository["default_branch"] == "main"
     assert repository["clone_url"] == forge.clone_url("acme", "app")
     assert repository["clone_url"].startswith("file:///")
@@ -242,7 +247,7 @@ async def test_the_repository_clones_from_a_file_url(client: GitHubClient, forge
 async def test_an_unknown_repository_is_not_found(client: GitHubClient) -> None:
     """A repository the forge lacks is a 404, as a private one is on GitHub."""
     with pytest.raises(GitHubError) as caught:
-        await client.get_repository(repo=Repo(INSTALLATION, "acme", "nope"))
+        await client.repos.get_repository(repo=Repo(INSTALLATION, "acme", "nope"))
     assert caught.value.status_code == 404
 
 
@@ -250,33 +255,33 @@ async def test_a_pushed_branch_is_seen_at_once(
     client: GitHubClient, forge: Forge, workspace: Workspace
 ) -> None:
     """`git push` to the clone_url is what the ref API reads next; slashes arrive as %2F."""
-    main = await client.get_branch_sha(repo=REPO, branch="main")
+    main = await client.repos.get_branch_sha(repo=REPO, branch="main")
     assert main == forge.branches("acme", "app")["main"]
     with pytest.raises(GitHubError) as caught:
-        await client.get_branch_sha(repo=REPO, branch=BRANCH)
+        await client.repos.get_branch_sha(repo=REPO, branch=BRANCH)
     assert caught.value.status_code == 404
 
     sha = await push_change(workspace, "src/app.py", "def add(a, b):\n    return a + b\n")
-    assert await client.get_branch_sha(repo=REPO, branch=BRANCH) == sha
+    assert await client.repos.get_branch_sha(repo=REPO, branch=BRANCH) == sha
 
 
 async def test_files_are_read_from_git_at_a_ref(client: GitHubClient, workspace: Workspace) -> None:
     """Contents come from the commit a ref names; the default branch when none is given."""
-    assert await client.get_file(repo=REPO, path=".bosun/policy.yaml") == b"version: 1\n"
-    assert await client.get_file(repo=REPO, path="missing.txt") is None
+    assert await client.repos.get_file(repo=REPO, path=".bosun/policy.yaml") == b"version: 1\n"
+    assert await client.repos.get_file(repo=REPO, path="missing.txt") is None
     await push_change(workspace, "README.md", "# changed\n")
-    assert await client.get_file(repo=REPO, path="README.md", ref=BRANCH) == b"# changed\n"
-    assert await client.get_file(repo=REPO, path="README.md") == b"# app\n"
-    assert await client.get_file(repo=REPO, path="README.md", ref="no-such-ref") is None
+    assert await client.repos.get_file(repo=REPO, path="README.md", ref=BRANCH) == b"# changed\n"
+    assert await client.repos.get_file(repo=REPO, path="README.md") == b"# app\n"
+    assert await client.repos.get_file(repo=REPO, path="README.md", ref="no-such-ref") is None
 
 
 async def test_directories_list_their_direct_entries(client: GitHubClient, api: Api) -> None:
     """A directory answers with its entries; the client keeps the files among them."""
-    tasks = await client.list_directory(repo=REPO, path=".bosun/tasks")
+    tasks = await client.repos.list_directory(repo=REPO, path=".bosun/tasks")
     assert tasks == [".bosun/tasks/fix-bug.yaml"]
-    assert await client.list_directory(repo=REPO, path="nowhere") == []
+    assert await client.repos.list_directory(repo=REPO, path="nowhere") == []
     with pytest.raises(GitHubError):
-        await client.get_file(repo=REPO, path=".bosun")
+        await client.repos.get_file(repo=REPO, path=".bosun")
     _, _, listing = await api.call("GET", "/repos/acme/app/contents/.bosun%2Ftasks")
     assert {(e["name"], e["type"]) for e in listing} == {("fix-bug.yaml", "file"), ("docs", "dir")}
     _, _, root = await api.call("GET", "/repos/acme/app/contents")
@@ -300,7 +305,7 @@ async def test_a_file_over_one_megabyte_comes_without_content(
     """As on GitHub, contents over 1 MB carry no content, and the client says it is too large."""
     forge.commit("acme", "app", branch="main", files={"big.bin": b"x" * 1_100_000}, message="big")
     with pytest.raises(GitHubError, match="too large"):
-        await client.get_file(repo=REPO, path="big.bin")
+        await client.repos.get_file(repo=REPO, path="big.bin")
 
 
 async def test_a_read_the_client_already_has_answers_304(api: Api, forge: Forge) -> None:
@@ -316,10 +321,10 @@ async def test_permissions_follow_roles(client: GitHubClient, forge: Forge) -> N
     """A collaborator's role is their permission; the owner is admin; anyone else none."""
     forge.set_permission("acme", "app", "dev", "write")
     forge.set_permission("acme", "app", "lead", "maintain")
-    assert await client.permission_of(repo=REPO, username="dev") == "write"
-    assert await client.permission_of(repo=REPO, username="lead") == "maintain"
-    assert await client.permission_of(repo=REPO, username="acme") == "admin"
-    assert await client.permission_of(repo=REPO, username="passer-by") == "none"
+    assert await client.repos.permission_of(repo=REPO, username="dev") == "write"
+    assert await client.repos.permission_of(repo=REPO, username="lead") == "maintain"
+    assert await client.repos.permission_of(repo=REPO, username="acme") == "admin"
+    assert await client.repos.permission_of(repo=REPO, username="passer-by") == "none"
 
 
 # Issues, comments, labels, reactions
@@ -329,15 +334,17 @@ async def test_comments_are_created_edited_and_listed(client: GitHubClient, forg
     """The App comments as its bot user, edits in place, and lists every comment in order."""
     number = forge.create_issue("acme", "app", "Adding is wrong", "2 + 2 is 0", "dev")
     forge.add_comment("acme", "app", number, "me too", "dev")
-    comment_id = await client.create_comment(repo=REPO, issue_number=number, body="queued")
-    await client.update_comment(repo=REPO, comment_id=comment_id, body="running")
-    comments = await client.list_comments(repo=REPO, issue_number=number)
-    assert [(c["user"]["login"], c["body"]) for c in comments] == [
+    comment_id = await client.issues.create_comment(
+        repo=REPO, issue_number=number, body="queued", marker="<!-- bosun:test 1 -->"
+    )
+    await client.issues.update_comment(repo=REPO, comment_id=comment_id, body="running")
+    comments = await client.issues.list_comments(repo=REPO, issue_number=number)
+    assert [(c.author.login, c.body) for c in comments] == [
         ("dev", "me too"),
         ("bosun[bot]", "running"),
     ]
-    assert comments[1]["user"]["type"] == "Bot"
-    assert comments[1]["performed_via_github_app"]["slug"] == "bosun"
+    assert comments[1].author.kind == "Bot"
+    assert forge.comments("acme", "app", number)[1]["performed_via_github_app"]["slug"] == "bosun"
     assert forge.comments("acme", "app", number)[1]["id"] == comment_id
 
 
@@ -347,9 +354,11 @@ async def test_the_apps_own_comment_is_found_by_its_marker(
     """Only the App's bot wrote a comment the client takes for its own; quotes do not count."""
     number = forge.create_issue("acme", "app", "Bug", "", "dev")
     forge.add_comment("acme", "app", number, "> <!-- bosun:status -->", "dev")
-    mine = await client.create_comment(repo=REPO, issue_number=number, body="<!-- bosun:status -->")
-    found = await client.find_comment(repo=REPO, issue_number=number, marker="bosun:status")
-    assert found is not None and found["id"] == mine
+    mine = await client.issues.create_comment(
+        repo=REPO, issue_number=number, body="<!-- bosun:status -->", marker="bosun:status"
+    )
+    found = await client.issues.find_comment(repo=REPO, issue_number=number, marker="bosun:status")
+    assert found is not None and found.id == mine
 
 
 async def test_long_comment_lists_are_paged_with_link_headers(
@@ -359,8 +368,8 @@ async def test_long_comment_lists_are_paged_with_link_headers(
     number = forge.create_issue("acme", "app", "Busy", "", "dev")
     for n in range(150):
         forge.add_comment("acme", "app", number, f"comment {n}", "dev")
-    comments = await client.list_comments(repo=REPO, issue_number=number)
-    assert [c["body"] for c in comments] == [f"comment {n}" for n in range(150)]
+    comments = await client.issues.list_comments(repo=REPO, issue_number=number)
+    assert [c.body for c in comments] == [f"comment {n}" for n in range(150)]
     path = f"/repos/acme/app/issues/{number}/comments?per_page=50&page=2"
     _, headers, page = await api.call("GET", path)
     assert [c["body"] for c in page] == [f"comment {n}" for n in range(50, 100)]
@@ -371,10 +380,10 @@ async def test_long_comment_lists_are_paged_with_link_headers(
 async def test_labels_are_added_and_removed(client: GitHubClient, forge: Forge) -> None:
     """Labels go on and come off; taking off a label that is not there is no error."""
     number = forge.create_issue("acme", "app", "Bug", "", "dev")
-    await client.add_labels(repo=REPO, issue_number=number, labels=["agent:fix-bug", "bug"])
+    await client.issues.add_labels(repo=REPO, issue_number=number, labels=["agent:fix-bug", "bug"])
     assert forge.labels("acme", "app", number) == ["agent:fix-bug", "bug"]
-    await client.remove_label(repo=REPO, issue_number=number, name="agent:fix-bug")
-    await client.remove_label(repo=REPO, issue_number=number, name="agent:fix-bug")
+    await client.issues.remove_label(repo=REPO, issue_number=number, name="agent:fix-bug")
+    await client.issues.remove_label(repo=REPO, issue_number=number, name="agent:fix-bug")
     assert forge.labels("acme", "app", number) == ["bug"]
 
 
@@ -384,8 +393,12 @@ async def test_reactions_land_once_and_must_be_known(
     """A reaction is recorded once per user and content; unknown content is a 422."""
     number = forge.create_issue("acme", "app", "Bug", "", "dev")
     comment_id = forge.add_comment("acme", "app", number, "/bosun status", "dev")["comment"]["id"]
-    await client.create_reaction_for_comment(repo=REPO, comment_id=comment_id, content="eyes")
-    await client.create_reaction_for_comment(repo=REPO, comment_id=comment_id, content="eyes")
+    await client.issues.create_reaction_for_comment(
+        repo=REPO, comment_id=comment_id, content="eyes"
+    )
+    await client.issues.create_reaction_for_comment(
+        repo=REPO, comment_id=comment_id, content="eyes"
+    )
     assert forge.comments("acme", "app", number)[0]["reactions"]["eyes"] == 1
     path = f"/repos/acme/app/issues/comments/{comment_id}/reactions"
     assert (await api.call("POST", path, {"content": "shrug"}))[0] == 422
@@ -397,7 +410,7 @@ async def test_an_issue_reads_back_as_github_shows_it(
     """An issue carries number, state, author, labels and its page's html_url."""
     number = forge.create_issue("acme", "app", "Adding is wrong", "2 + 2 is 0", "dev")
     forge.add_label("acme", "app", number, "agent:fix-bug", "dev")
-    issue = await client.get_issue(repo=REPO, number=number)
+    _, _, issue = await api.call("GET", f"/repos/acme/app/issues/{number}")
     assert (issue["number"], issue["state"], issue["title"]) == (number, "open", "Adding is wrong")
     assert issue["user"]["login"] == "dev" and issue["user"]["type"] == "User"
     assert [label["name"] for label in issue["labels"]] == ["agent:fix-bug"]
@@ -427,7 +440,7 @@ async def test_a_label_on_a_pull_request_makes_a_pull_request_payload(
 ) -> None:
     """Labelling a PR gives the pull_request event's payload, with the PR and its number."""
     await push_change(workspace, "src/app.py", "fixed\n")
-    number = (await open_pull(client))["number"]
+    number = (await open_pull(client, forge))["number"]
     payload = forge.add_label("acme", "app", number, "agent:fix-bug", "dev")
     assert payload["number"] == number and payload["pull_request"]["head"]["ref"] == BRANCH
     assert "issue" not in payload
@@ -450,13 +463,13 @@ async def test_a_pushed_branch_becomes_a_pull_request_with_its_diff(
     """A PR on a pushed branch shows the head commit, counts and a diff of the change."""
     issue = forge.create_issue("acme", "app", "Adding is wrong", "", "dev")
     sha = await push_change(workspace, "src/app.py", "def add(a, b):\n    return a + b\n")
-    pull = await open_pull(client)
+    pull = await open_pull(client, forge)
     assert pull["number"] == issue + 1  # issues and PRs share one sequence
     assert (pull["head"]["ref"], pull["head"]["sha"], pull["base"]["ref"]) == (BRANCH, sha, "main")
     assert pull["user"]["login"] == "bosun[bot]"
     assert pull["html_url"] == f"{forge.url}/acme/app/pull/{pull['number']}"
 
-    detail = await client.get_pull(repo=REPO, number=pull["number"])
+    _, _, detail = await api.call("GET", f"/repos/acme/app/pulls/{pull['number']}")
     assert (detail["commits"], detail["additions"], detail["deletions"]) == (1, 1, 1)
     assert (detail["changed_files"], detail["mergeable"]) == (1, True)
     diff = forge.pull_diff("acme", "app", pull["number"])
@@ -473,7 +486,7 @@ async def test_the_head_sha_follows_later_pushes(
     await push_change(workspace, "src/app.py", "def add(a, b):\n    return a + b\n")
     pull = await open_pull(client)
     second = await push_change(workspace, "NOTES.md", "fixed\n")
-    assert (await client.get_pull(repo=REPO, number=pull["number"]))["head"]["sha"] == second
+    assert (await client.pulls.get_pull(repo=REPO, number=pull["number"])).head_sha == second
     assert forge.pulls("acme", "app")[0]["head"]["sha"] == second
 
 
@@ -495,9 +508,9 @@ async def test_the_open_pull_request_is_found_by_its_head(
     """head=owner:branch and state filter the list, as Bosun finds its own PR again."""
     await push_change(workspace, "src/app.py", "fixed\n")
     pull = await open_pull(client)
-    found = await client.find_open_pull(repo=REPO, head_branch=BRANCH)
-    assert found is not None and found["number"] == pull["number"]
-    assert await client.find_open_pull(repo=REPO, head_branch="other") is None
+    found = await client.pulls.find_open_pull(repo=REPO, head_branch=BRANCH)
+    assert found is not None and found.number == pull["number"]
+    assert await client.pulls.find_open_pull(repo=REPO, head_branch="other") is None
     _, _, closed = await api.call("GET", "/repos/acme/app/pulls?state=closed")
     assert closed == []
 
@@ -511,7 +524,7 @@ async def test_a_pull_request_needs_real_branches_and_commits(
         if head == BRANCH:
             await asyncio.to_thread(workspace.push, token=None)  # the branch, at main
         with pytest.raises(GitHubError) as caught:
-            await client.create_pull(repo=REPO, title="t", head=head, base=base, body="")
+            await client.pulls.create_pull(repo=REPO, title="t", head=head, base=base, body="")
         problems.append((caught.value.status_code, str(caught.value)))
     assert problems[0] == (422, "GitHub 422: Validation Failed for 'head'")
     assert problems[1] == (
@@ -522,20 +535,21 @@ async def test_a_pull_request_needs_real_branches_and_commits(
 
 
 async def test_a_pull_request_is_edited_closed_and_reopened(
-    client: GitHubClient, workspace: Workspace
+    client: GitHubClient, api: Api, forge: Forge, workspace: Workspace
 ) -> None:
     """PATCH changes title and body, and closes and reopens, as GitHub's update does."""
     await push_change(workspace, "src/app.py", "fixed\n")
     number = (await open_pull(client))["number"]
-    edited = await client.update_pull(repo=REPO, number=number, title="Fix add", body="Adds.")
-    assert (edited["title"], edited["body"]) == ("Fix add", "Adds.")
-    closed = await client.update_pull(repo=REPO, number=number, state=PullState.CLOSED)
-    assert closed["state"] == "closed" and closed["closed_at"] is not None
-    assert await client.find_open_pull(repo=REPO, head_branch=BRANCH) is None
-    reopened = await client.update_pull(repo=REPO, number=number, state=PullState.OPEN)
-    assert reopened["state"] == "open"
-    as_issue = await client.get_issue(repo=REPO, number=number)
-    assert as_issue["pull_request"]["html_url"] == edited["html_url"]
+    edited = await client.pulls.update_pull(repo=REPO, number=number, title="Fix add", body="Adds.")
+    [shown] = forge.pulls("acme", "app")
+    assert (shown["title"], shown["body"]) == ("Fix add", "Adds.")
+    closed = await client.pulls.update_pull(repo=REPO, number=number, state=PullState.CLOSED)
+    assert closed.state == "closed" and forge.pulls("acme", "app")[0]["closed_at"] is not None
+    assert await client.pulls.find_open_pull(repo=REPO, head_branch=BRANCH) is None
+    reopened = await client.pulls.update_pull(repo=REPO, number=number, state=PullState.OPEN)
+    assert reopened.state == "open"
+    _, _, as_issue = await api.call("GET", f"/repos/acme/app/issues/{number}")
+    assert as_issue["pull_request"]["html_url"] == edited.html_url
 
 
 async def test_deleting_the_head_branch_closes_its_pull_request(
@@ -544,10 +558,10 @@ async def test_deleting_the_head_branch_closes_its_pull_request(
     """Deleting a branch removes it from git; its open PR closes, as on GitHub."""
     await push_change(workspace, "src/app.py", "fixed\n")
     number = (await open_pull(client))["number"]
-    await client.delete_branch(repo=REPO, branch=BRANCH)
+    await client.repos.delete_branch(repo=REPO, branch=BRANCH)
     with pytest.raises(GitHubError):
-        await client.get_branch_sha(repo=REPO, branch=BRANCH)
-    assert (await client.get_pull(repo=REPO, number=number))["state"] == "closed"
+        await client.repos.get_branch_sha(repo=REPO, branch=BRANCH)
+    assert (await client.pulls.get_pull(repo=REPO, number=number)).state == "closed"
     ref = "/repos/acme/app/git/refs/heads%2Fbosun%2Ffix-bug%2F1"
     status, _, again = await api.call("DELETE", ref)
     assert (status, again["message"]) == (422, "Reference does not exist")
@@ -564,7 +578,7 @@ async def test_a_check_run_is_created_completed_and_found_by_name(
     """One check run per name and head sha: created, completed with output, found again."""
     sha = await push_change(workspace, "src/app.py", "fixed\n")
     number = (await open_pull(client))["number"]
-    created = await client.create_check_run(
+    created = await client.checks.create_check_run(
         repo=REPO,
         name="bosun/task",
         head_sha=sha,
@@ -572,25 +586,27 @@ async def test_a_check_run_is_created_completed_and_found_by_name(
         title="Running",
         summary="started",
     )
-    assert created["status"] == "in_progress"
-    assert [p["number"] for p in created["pull_requests"]] == [number]
-    updated = await client.update_check_run(
+    assert created.status == "in_progress"
+    [stored] = forge.check_runs("acme", "app", sha)
+    assert [p["number"] for p in stored["pull_requests"]] == [number]
+    updated = await client.checks.update_check_run(
         repo=REPO,
-        check_run_id=created["id"],
+        check_run_id=created.id,
         status=CheckStatus.COMPLETED,
         conclusion=CheckConclusion.SUCCESS,
         title="Fixed",
         summary="1 attempt, $0.01",
         text="model: small",
     )
-    assert (updated["status"], updated["conclusion"]) == ("completed", "success")
-    assert updated["completed_at"] is not None
-    assert updated["html_url"] == f"{forge.url}/acme/app/runs/{created['id']}"
+    assert (updated.status, updated.conclusion) == ("completed", "success")
+    [stored] = forge.check_runs("acme", "app", sha)
+    assert stored["completed_at"] is not None
+    assert stored["html_url"] == f"{forge.url}/acme/app/runs/{created.id}"
 
-    found = await client.find_check_run(repo=REPO, head_sha=sha, name="bosun/task")
-    assert found is not None and found["id"] == created["id"]
-    assert found["output"]["summary"] == "1 attempt, $0.01"
-    assert await client.find_check_run(repo=REPO, head_sha=sha, name="bosun/policy") is None
+    found = await client.checks.find_check_run(repo=REPO, head_sha=sha, name="bosun/task")
+    assert found is not None and found.id == created.id
+    assert stored["output"]["summary"] == "1 attempt, $0.01"
+    assert await client.checks.find_check_run(repo=REPO, head_sha=sha, name="bosun/policy") is None
     by_branch = "/repos/acme/app/commits/bosun%2Ffix-bug%2F1/check-runs"
     assert (await api.call("GET", by_branch))[2]["total_count"] == 1
     assert forge.check_runs("acme", "app", sha)[0]["conclusion"] == "success"
@@ -602,7 +618,7 @@ async def test_latest_keeps_the_newest_run_of_each_name(
     """filter=latest (the default) shows one run per name, filter=all every run."""
     sha = await push_change(workspace, "src/app.py", "fixed\n")
     for name in ("bosun/task", "bosun/task", "bosun/policy"):
-        await client.create_check_run(
+        await client.checks.create_check_run(
             repo=REPO, name=name, head_sha=sha, status=CheckStatus.QUEUED, title=name, summary="-"
         )
     _, _, latest = await api.call("GET", f"/repos/acme/app/commits/{sha}/check-runs")
@@ -652,8 +668,8 @@ async def test_the_pull_request_page_shows_diff_runs_and_comments(
 ) -> None:
     """The PR's html_url is a page of the forge, saying it is a stand-in, with the whole story."""
     sha = await push_change(workspace, "src/app.py", "def add(a, b):\n    return a + b\n")
-    pull = await open_pull(client)
-    await client.create_check_run(
+    pull = await open_pull(client, forge)
+    await client.checks.create_check_run(
         repo=REPO,
         name="bosun/task",
         head_sha=sha,
@@ -662,7 +678,9 @@ async def test_the_pull_request_page_shows_diff_runs_and_comments(
         title="Fixed",
         summary="tokens 1200, $0.01",
     )
-    await client.create_comment(repo=REPO, issue_number=pull["number"], body="PR opened")
+    await client.issues.create_comment(
+        repo=REPO, issue_number=pull["number"], body="PR opened", marker="<!-- bosun:test 1 -->"
+    )
     async with session.get(pull["html_url"]) as response:
         assert response.status == 200 and response.content_type == "text/html"
         page = await response.text()

@@ -10,7 +10,7 @@ from gidgethub import sansio
 
 from bot.config.prompt import with_review
 from bot.core.task_states import TaskState
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.store import Store
 from bot.store.tables import Task
 from tests.events import comment_event, example_config, issue_label_event

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.github.client import CheckConclusion, CheckStatus, GitHubClient, Repo
+from bot.github.client import GitHubClient
+from bot.github.types import CheckConclusion, CheckStatus, Repo
 from sandbox.workspace import prepare
 from tests.fakegithub import FakeGitHub
 
@@ -57,11 +58,11 @@ async def test_a_clone_holds_the_seeded_files_at_the_sha_the_api_names(
     github_client: GitHubClient, fake_github: FakeGitHub, repo: Repo, clone: Path
 ) -> None:
     """The repository's clone_url is a file:// URL git clones; both agree on every byte."""
-    assert (await github_client.clone_url(repo=repo)).startswith("file://")
+    assert (await github_client.repos.clone_url(repo=repo)).startswith("file://")
     assert {path: (clone / path).read_bytes() for path in FILES} == FILES
     head = git("rev-parse", "HEAD", cwd=clone)
-    assert await github_client.get_branch_sha(repo=repo, branch="main") == head
-    assert await github_client.get_file(repo=repo, path="src/app.py") == FILES["src/app.py"]
+    assert await github_client.repos.get_branch_sha(repo=repo, branch="main") == head
+    assert await github_client.repos.get_file(repo=repo, path="src/app.py") == FILES["src/app.py"]
     assert fake_github.branch_files("acme", "widgets", "main") == FILES
 
 
@@ -74,21 +75,27 @@ async def test_a_pushed_branch_is_visible_to_the_api_at_once(
         "main": fake_github.branch_sha("acme", "widgets", "main"),
         "bosun/fix/1": sha,
     }
-    assert await github_client.get_branch_sha(repo=repo, branch="bosun/fix/1") == sha
-    fixed = await github_client.get_file(repo=repo, path="src/app.py", ref="bosun/fix/1")
+    assert await github_client.repos.get_branch_sha(repo=repo, branch="bosun/fix/1") == sha
+    fixed = await github_client.repos.get_file(repo=repo, path="src/app.py", ref="bosun/fix/1")
     assert fixed == b"print('fixed')\n"
 
-    pull = await github_client.create_pull(
+    pull = await github_client.pulls.create_pull(
         repo=repo, title="Fix", head="bosun/fix/1", base="main", body=""
     )
-    assert pull["head"]["sha"] == sha
-    assert (pull["commits"], pull["changed_files"], pull["additions"], pull["deletions"]) == (
+    assert pull.head_sha == sha
+    [stored] = fake_github.pulls("acme", "widgets")
+    assert (
+        stored["commits"],
+        stored["changed_files"],
+        stored["additions"],
+        stored["deletions"],
+    ) == (
         1,
         1,
         1,
         1,
     )
-    check = await github_client.create_check_run(
+    check = await github_client.checks.create_check_run(
         repo=repo,
         name="bosun/task",
         head_sha=sha,
@@ -97,11 +104,16 @@ async def test_a_pushed_branch_is_visible_to_the_api_at_once(
         title="Done",
         summary="Fixed.",
     )
-    assert check["pull_requests"][0]["number"] == pull["number"]
+    [stored_check] = fake_github.check_runs("acme", "widgets", head_sha=sha)
+    assert stored_check["id"] == check.id
+    assert stored_check["pull_requests"][0]["number"] == pull.number
 
     again = commit_and_push(clone, "bosun/fix/1", "NOTES.md", b"more\n")
-    assert (await github_client.get_pull(repo=repo, number=pull["number"]))["head"]["sha"] == again
-    assert await github_client.find_check_run(repo=repo, head_sha=again, name="bosun/task") is None
+    assert (await github_client.pulls.get_pull(repo=repo, number=pull.number)).head_sha == again
+    assert (
+        await github_client.checks.find_check_run(repo=repo, head_sha=again, name="bosun/task")
+        is None
+    )
 
 
 async def test_set_file_on_a_git_backed_repository_is_a_real_commit(
@@ -116,8 +128,10 @@ async def test_set_file_on_a_git_backed_repository_is_a_real_commit(
     assert git("rev-parse", "HEAD~2", cwd=clone) == before
     assert (clone / 'docs/odd name "1".md').read_bytes() == b"odd\n"
     assert not (clone / "README.md").exists()
-    assert await github_client.list_directory(repo=repo, path="docs") == ['docs/odd name "1".md']
-    assert await github_client.get_file(repo=repo, path="README.md") is None
+    assert await github_client.repos.list_directory(repo=repo, path="docs") == [
+        'docs/odd name "1".md'
+    ]
+    assert await github_client.repos.get_file(repo=repo, path="README.md") is None
 
 
 async def test_a_deleted_branch_is_gone_from_the_bare_repository(
@@ -125,7 +139,7 @@ async def test_a_deleted_branch_is_gone_from_the_bare_repository(
 ) -> None:
     """Rolling back a branch through the API removes it for git as well."""
     commit_and_push(clone, "bosun/fix/1", "fix.py", b"x = 1\n")
-    await github_client.delete_branch(repo=repo, branch="bosun/fix/1")
+    await github_client.repos.delete_branch(repo=repo, branch="bosun/fix/1")
     assert git("ls-remote", "--heads", "origin", cwd=clone).endswith("refs/heads/main")
     assert list(fake_github.branches("acme", "widgets")) == ["main"]
 
@@ -136,7 +150,7 @@ async def test_bosuns_workspace_clones_and_pushes_to_it(
     """The task's own clone, made from the URL and token GitHub gives, pushes a branch that
     a pull request can then be opened from."""
     workspace = prepare(
-        clone_url=await github_client.clone_url(repo=repo),
+        clone_url=await github_client.repos.clone_url(repo=repo),
         token=await github_client.installation_token(installation_id=repo.installation_id),
         base_branch="main",
         branch="bosun/fix/1",
@@ -150,10 +164,10 @@ async def test_bosuns_workspace_clones_and_pushes_to_it(
         workspace.push(token=None)
     finally:
         workspace.cleanup()
-    pull = await github_client.create_pull(
+    pull = await github_client.pulls.create_pull(
         repo=repo, title="Fix #1", head="bosun/fix/1", base="main", body="Closes #1"
     )
-    assert pull["head"]["sha"] == sha
+    assert pull.head_sha == sha
     files = fake_github.branch_files("acme", "widgets", "bosun/fix/1")
     assert files == FILES | {"src/app.py": b"print('agent')\n"}
 

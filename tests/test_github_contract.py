@@ -12,15 +12,8 @@ import gidgethub.aiohttp
 import pytest
 
 from bot.core.errors import GitHubError
-from bot.github.client import (
-    Annotation,
-    CheckConclusion,
-    CheckStatus,
-    GitHubClient,
-    MergeMethod,
-    PullState,
-    Repo,
-)
+from bot.github.client import GitHubClient
+from bot.github.types import Annotation, CheckConclusion, CheckStatus, MergeMethod, PullState, Repo
 from tests.contract import prism
 from tests.contract.prism import HTTP_METHODS, OPERATIONS, PrismProxy, PrismUnavailable
 from tests.fakeclock import FakeClock
@@ -55,12 +48,12 @@ async def test_reads_conform(
     fake_github.add_branch("acme", "widgets", "bosun/fix/12")
     github = github_via_prism
 
-    assert (await github.get_repository(repo=repo))["default_branch"] == "main"
-    assert await github.permission_of(repo=repo, username="dev") == "maintain"
-    assert len(await github.get_branch_sha(repo=repo, branch="bosun/fix/12")) == 40
-    policy = await github.get_file(repo=repo, path=".bosun/policy.yaml", ref="bosun/fix/12")
+    assert (await github.repos.get_repository(repo=repo)).default_branch == "main"
+    assert await github.repos.permission_of(repo=repo, username="dev") == "maintain"
+    assert len(await github.repos.get_branch_sha(repo=repo, branch="bosun/fix/12")) == 40
+    policy = await github.repos.get_file(repo=repo, path=".bosun/policy.yaml", ref="bosun/fix/12")
     assert policy == b"version: 1\n"
-    tasks = await github.list_directory(repo=repo, path=".bosun/tasks", ref="main")
+    tasks = await github.repos.list_directory(repo=repo, path=".bosun/tasks", ref="main")
     assert tasks == [".bosun/tasks/fix.yaml"]
     assert prism_violations() == []
 
@@ -74,12 +67,12 @@ async def test_absent_things_conform(
     """GitHub's 404s for a missing file, directory, collaborator or label match its description."""
     github = github_via_prism
     issue = fake_github.add_issue("acme", "widgets")
-    assert await github.get_file(repo=repo, path=".bosun/none.yaml", ref="main") is None
-    assert await github.list_directory(repo=repo, path=".bosun/none", ref="main") == []
-    assert await github.permission_of(repo=repo, username="stranger") == "none"
-    await github.remove_label(repo=repo, issue_number=issue, name="never-there")
+    assert await github.repos.get_file(repo=repo, path=".bosun/none.yaml", ref="main") is None
+    assert await github.repos.list_directory(repo=repo, path=".bosun/none", ref="main") == []
+    assert await github.repos.permission_of(repo=repo, username="stranger") == "none"
+    await github.issues.remove_label(repo=repo, issue_number=issue, name="never-there")
     with pytest.raises(GitHubError):
-        await github.get_branch_sha(repo=repo, branch="no-such-branch")
+        await github.repos.get_branch_sha(repo=repo, branch="no-such-branch")
     assert prism_violations() == []
 
 
@@ -91,9 +84,9 @@ async def test_conditional_reads_conform(
 ) -> None:
     """Revalidated reads (If-None-Match, 304) pass through Prism and serve cached data."""
     for _ in range(2):
-        assert await github_via_prism.get_file(repo=repo, path=".bosun/policy.yaml")
-        await github_via_prism.get_branch_sha(repo=repo, branch="main")
-        await github_via_prism.get_repository(repo=repo)
+        assert await github_via_prism.repos.get_file(repo=repo, path=".bosun/policy.yaml")
+        await github_via_prism.repos.get_branch_sha(repo=repo, branch="main")
+        await github_via_prism.repos.get_repository(repo=repo)
     assert [r.status for r in fake_github.requests if r.method == "GET"][-3:] == [304] * 3
     assert prism_violations() == []
 
@@ -111,16 +104,18 @@ async def test_writes_and_paginated_listing_conform(
         fake_github.add_comment("acme", "widgets", issue, f"comment {i}")
     command = fake_github.add_comment("acme", "widgets", issue, "/bosun run fix", user="dev")
 
-    status = await github.create_comment(repo=repo, issue_number=issue, body="queued")
-    await github.update_comment(repo=repo, comment_id=status, body="running")
-    await github.create_reaction_for_comment(repo=repo, comment_id=command, content="eyes")
-    await github.create_reaction_for_comment(repo=repo, comment_id=command, content="eyes")
-    await github.add_labels(repo=repo, issue_number=issue, labels=["agent:fix"])
-    await github.remove_label(repo=repo, issue_number=issue, name="bug")
-    comments = await github.list_comments(repo=repo, issue_number=issue)
+    status = await github.issues.create_comment(
+        repo=repo, issue_number=issue, body="queued", marker="<!-- bosun:test 1 -->"
+    )
+    await github.issues.update_comment(repo=repo, comment_id=status, body="running")
+    await github.issues.create_reaction_for_comment(repo=repo, comment_id=command, content="eyes")
+    await github.issues.create_reaction_for_comment(repo=repo, comment_id=command, content="eyes")
+    await github.issues.add_labels(repo=repo, issue_number=issue, labels=["agent:fix"])
+    await github.issues.remove_label(repo=repo, issue_number=issue, name="bug")
+    comments = await github.issues.list_comments(repo=repo, issue_number=issue)
 
     assert len(comments) == 107
-    assert comments[-1]["body"] == "running"
+    assert comments[-1].body == "running"
     assert fake_github.labels("acme", "widgets", issue) == ["agent:fix"]
     assert prism_violations() == []
 
@@ -142,21 +137,21 @@ async def test_issue_and_pull_request_calls_conform(
     fake_github.add_pull("acme", "gears", head="bosun/fix/1", head_repo_full_name="someone/gears")
     merged = fake_github.add_pull("acme", "gears", head="bosun/docs/1", merged=True)
 
-    assert "pull_request" not in await github.get_issue(repo=repo, number=issue)
-    assert await github.find_open_pull(repo=repo, head_branch="bosun/fix/1") is None
-    opened = await github.create_pull(
+    assert not (await github.issues.get_issue(repo=repo, number=issue)).is_pull_request
+    assert await github.pulls.find_open_pull(repo=repo, head_branch="bosun/fix/1") is None
+    opened = await github.pulls.create_pull(
         repo=repo, title="Fix #1", head="bosun/fix/1", base="main", body="Closes #1"
     )
-    assert opened["head"]["sha"] == head
-    found = await github.find_open_pull(repo=repo, head_branch="bosun/fix/1")
-    assert found is not None and found["number"] == opened["number"]
-    assert "pull_request" in await github.get_issue(repo=repo, number=opened["number"])
-    await github.update_pull(repo=repo, number=opened["number"], body="Closes #1 (again)")
-    closed = await github.update_pull(repo=repo, number=opened["number"], state=PullState.CLOSED)
-    assert (await github.get_pull(repo=repo, number=closed["number"]))["state"] == "closed"
-    await github.delete_branch(repo=repo, branch="bosun/fix/1")
-    await github.delete_branch(repo=repo, branch="bosun/fix/1")
-    assert (await github.get_pull(repo=repo, number=merged))["merged"] is True
+    assert opened.head_sha == head
+    found = await github.pulls.find_open_pull(repo=repo, head_branch="bosun/fix/1")
+    assert found is not None and found.number == opened.number
+    assert (await github.issues.get_issue(repo=repo, number=opened.number)).is_pull_request
+    await github.pulls.update_pull(repo=repo, number=opened.number, body="Closes #1 (again)")
+    closed = await github.pulls.update_pull(repo=repo, number=opened.number, state=PullState.CLOSED)
+    assert (await github.pulls.get_pull(repo=repo, number=closed.number)).state == "closed"
+    await github.repos.delete_branch(repo=repo, branch="bosun/fix/1")
+    await github.repos.delete_branch(repo=repo, branch="bosun/fix/1")
+    assert (await github.pulls.get_pull(repo=repo, number=merged)).merged is True
     assert prism_violations() == []
 
 
@@ -172,8 +167,8 @@ async def test_check_run_calls_conform(
     fake_github.add_branch("acme", "widgets", "bosun/fix/1")
     sha = fake_github.set_file("acme", "widgets", "fix.py", b"fixed\n", branch="bosun/fix/1")
     fake_github.add_pull("acme", "widgets", head="bosun/fix/1")
-    assert await github.find_check_run(repo=repo, head_sha=sha, name="bosun/task") is None
-    created = await github.create_check_run(
+    assert await github.checks.find_check_run(repo=repo, head_sha=sha, name="bosun/task") is None
+    created = await github.checks.create_check_run(
         repo=repo,
         name="bosun/task",
         head_sha=sha,
@@ -184,12 +179,13 @@ async def test_check_run_calls_conform(
         external_id="task-42",
         details_url="https://bosun.example.com/tasks/42",
     )
-    assert created["pull_requests"][0]["head"]["sha"] == sha
-    found = await github.find_check_run(repo=repo, head_sha=sha, name="bosun/task")
-    assert found is not None and found["id"] == created["id"]
-    await github.update_check_run(
+    [stored] = fake_github.check_runs("acme", "widgets", head_sha=sha)
+    assert stored["pull_requests"][0]["head"]["sha"] == sha
+    found = await github.checks.find_check_run(repo=repo, head_sha=sha, name="bosun/task")
+    assert found is not None and found.id == created.id
+    await github.checks.update_check_run(
         repo=repo,
-        check_run_id=created["id"],
+        check_run_id=created.id,
         status=CheckStatus.COMPLETED,
         conclusion=CheckConclusion.FAILURE,
         title="Failed",
@@ -197,8 +193,8 @@ async def test_check_run_calls_conform(
         text="The tests failed.",
         completed_at=clock.now(),
     )
-    await github.update_check_run(
-        repo=repo, check_run_id=created["id"], conclusion=CheckConclusion.CANCELLED
+    await github.checks.update_check_run(
+        repo=repo, check_run_id=created.id, conclusion=CheckConclusion.CANCELLED
     )
     [run] = fake_github.check_runs("acme", "widgets", head_sha=sha)
     assert (run["status"], run["conclusion"]) == ("completed", "cancelled")
@@ -223,25 +219,26 @@ async def test_merge_and_what_it_waits_for_conform(
         fake_github.add_check_run("acme", "gears", sha, check_name=f"ci/{n}", conclusion="success")
     fake_github.add_check_run("acme", "gears", sha, check_name="ci/0", conclusion="failure")
 
-    runs = await github.list_check_runs(repo=repo, ref=sha)
+    runs = await github.checks.list_check_runs(repo=repo, ref=sha)
     assert len(runs) == 101
-    assert {run["app"]["slug"] for run in runs} == {"ci"}
-    assert next(r for r in runs if r["name"] == "ci/0")["conclusion"] == "failure"
-    empty = await github.combined_status(repo=repo, ref=sha)
-    assert (empty["state"], empty["total_count"]) == ("pending", 0)
+    identity = await github.app_identity()
+    assert identity is not None and identity.id not in {run.app_id for run in runs}
+    assert next(r for r in runs if r.name == "ci/0").conclusion == "failure"
+    empty = await github.repos.combined_status(repo=repo, ref=sha)
+    assert (empty.state, empty.total_count) == ("pending", 0)
     fake_github.add_status("acme", "gears", sha, state="success")
-    status = await github.combined_status(repo=repo, ref=sha)
-    assert (status["state"], status["total_count"]) == ("success", 1)
+    status = await github.repos.combined_status(repo=repo, ref=sha)
+    assert (status.state, status.total_count) == ("success", 1)
 
     with pytest.raises(GitHubError) as moved:
-        await github.merge_pull(repo=repo, number=number, sha="0" * 40, merge_method=SQUASH)
+        await github.pulls.merge_pull(repo=repo, number=number, sha="0" * 40, merge_method=SQUASH)
     assert moved.value.status_code == 409
-    merged = await github.merge_pull(repo=repo, number=number, sha=sha, merge_method=SQUASH)
-    assert merged["merged"] is True
-    assert fake_github.branch_sha("acme", "gears", "main") == merged["sha"]
+    merged = await github.pulls.merge_pull(repo=repo, number=number, sha=sha, merge_method=SQUASH)
+    assert merged.merged is True
+    assert fake_github.branch_sha("acme", "gears", "main") == merged.sha
     assert fake_github.branch_files("acme", "gears", "main")["fix.py"] == b"fixed\n"
     with pytest.raises(GitHubError) as again:
-        await github.merge_pull(repo=repo, number=number, sha=sha, merge_method=SQUASH)
+        await github.pulls.merge_pull(repo=repo, number=number, sha=sha, merge_method=SQUASH)
     assert again.value.status_code == 405
     assert prism_violations() == []
 
@@ -262,7 +259,7 @@ async def test_pull_request_files_and_annotations_conform(
         "acme", "widgets", ".bosun/policy.yaml", b"version: 2\n", branch="policy"
     )
     number = fake_github.add_pull("acme", "widgets", head="policy")
-    files = await github.list_pull_files(repo=repo, number=number)
+    files = await github.pulls.list_pull_files(repo=repo, number=number)
     assert len(files) == 106 and ".bosun/policy.yaml" in files
     annotations = [
         Annotation(
@@ -276,7 +273,7 @@ async def test_pull_request_files_and_annotations_conform(
         )
         for n in range(60)
     ]
-    run = await github.create_check_run(
+    run = await github.checks.create_check_run(
         repo=repo,
         name="bosun/policy",
         head_sha=sha,
@@ -286,7 +283,7 @@ async def test_pull_request_files_and_annotations_conform(
         summary="The policy does not validate.",
         annotations=annotations,
     )
-    assert run["output"]["annotations_count"] == 60
+    assert run.annotations_count == 60
     assert prism_violations() == []
 
 
@@ -304,12 +301,14 @@ async def test_status_comment_lookup_and_tokens_conform(
     fake_github.add_comment("acme", "widgets", issue, f"quoting {marker}", user="mallory")
     for i in range(101):
         fake_github.add_comment("acme", "widgets", issue, f"comment {i}")
-    own = await github.create_comment(repo=repo, issue_number=issue, body=f"{marker}\nqueued")
+    own = await github.issues.create_comment(
+        repo=repo, issue_number=issue, body=f"{marker}\nqueued", marker=marker
+    )
 
-    found = await github.find_comment(repo=repo, issue_number=issue, marker=marker)
-    assert found is not None and found["id"] == own
+    found = await github.issues.find_comment(repo=repo, issue_number=issue, marker=marker)
+    assert found is not None and found.id == own
     assert await github.installation_token(installation_id=7) in fake_github.tokens
-    assert await github.clone_url(repo=repo) == "https://github.com/acme/widgets.git"
+    assert await github.repos.clone_url(repo=repo) == "https://github.com/acme/widgets.git"
     assert prism_violations() == []
 
 
@@ -344,7 +343,9 @@ async def test_an_answer_off_the_description_is_flagged(
     """The check covers the fake too: an issue comment without its required fields is caught."""
     issue = fake_github.add_issue("acme", "widgets")
     fake_github.fail_next("POST", r"/comments$", 201, body={"id": 1, "body": "queued"})
-    await github_via_prism.create_comment(repo=repo, issue_number=issue, body="queued")
+    await github_via_prism.issues.create_comment(
+        repo=repo, issue_number=issue, body="queued", marker="<!-- bosun:test 1 -->"
+    )
     refused, rules = prism_violations()
     assert f"post /repos/acme/widgets/issues/{issue}/comments" in refused
     assert "must have required property 'node_id'" in rules

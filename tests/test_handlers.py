@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.core.task_states import TaskState
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.store import Store
 from tests.events import (
     example_config,

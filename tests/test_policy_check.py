@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from gidgethub import sansio
 
-from bot.github.client import GitHubClient, Repo
+from bot.github.client import GitHubClient
+from bot.github.types import Repo
 from bot.store import NewTask, Store
 from tests.dispatch import Dispatch, dispatcher
 from tests.events import EXAMPLES, example_config

@@ -8,7 +8,7 @@ import pytest
 
 from bot.config.prompt import with_review
 from bot.core.task_states import TaskState
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.store import Store
 from bot.store.tables import Task
 from tests.events import example_config, issue_label_event, review_event

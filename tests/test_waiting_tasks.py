@@ -9,7 +9,7 @@ import pytest
 from gidgethub import sansio
 
 from bot.core.task_states import TaskState
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.store import NewTask, Store
 from bot.store.tables import Task
 from tests.events import (

@@ -17,7 +17,9 @@ from bot.config.load import Problem, parse_file
 from bot.config.models import Policy, TaskSpec
 from bot.config.yamlsafe import MAX_BYTES
 from bot.core.errors import GitHubError
-from bot.github.client import FileTooLarge, GitHubClient, Repo
+from bot.github.client import GitHubClient
+from bot.github.repos import FileTooLarge
+from bot.github.types import Repo
 
 log = structlog.get_logger("bosun.config")
 
@@ -92,7 +94,7 @@ async def fetch_files(github: GitHubClient, repo: Repo, *, sha: str | None) -> d
     """
     names = [
         path
-        for path in await github.list_directory(repo=repo, path=TASKS_DIR, ref=sha)
+        for path in await github.repos.list_directory(repo=repo, path=TASKS_DIR, ref=sha)
         if path.endswith((".yaml", ".yml"))
     ]
     paths = [POLICY_PATH, *names]
@@ -104,7 +106,7 @@ async def fetch_files(github: GitHubClient, repo: Repo, *, sha: str | None) -> d
 
 async def _read(github: GitHubClient, repo: Repo, path: str, sha: str | None) -> bytes | None:
     try:
-        return await github.get_file(repo=repo, path=path, ref=sha)
+        return await github.repos.get_file(repo=repo, path=path, ref=sha)
     except FileTooLarge:
         return bytes(MAX_BYTES + 1)
 
@@ -125,7 +127,7 @@ class ConfigProvider:
 
     async def for_repo(self, repo: Repo, *, default_branch: str) -> RepoConfig:
         """The default branch's config; if it has problems, the last good one, marked stale."""
-        sha = await self._github.get_branch_sha(repo=repo, branch=default_branch)
+        sha = await self._github.repos.get_branch_sha(repo=repo, branch=default_branch)
         org = await self.org_files(repo)
         loaded = await self._load(repo, sha, org)
         if not loaded.problems:
@@ -196,12 +198,12 @@ class ConfigProvider:
 
     async def _default_head(self, repo: Repo) -> str | None:
         try:
-            branch = str((await self._github.get_repository(repo=repo))["default_branch"])
+            branch = (await self._github.repos.get_repository(repo=repo)).default_branch
         except GitHubError as exc:
             if exc.status_code == 404:  # no such repository, or not granted to the App
                 return None
             raise
-        return await self._github.get_branch_sha(repo=repo, branch=branch)
+        return await self._github.repos.get_branch_sha(repo=repo, branch=branch)
 
     async def _org_policy(self, org: Repo, sha: str) -> dict[str, bytes]:
         key = (org.full_name, f"policy@{sha}")

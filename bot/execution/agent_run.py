@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from bot.config.prompt import render_prompt, with_review
 from bot.core.clock import Clock
 from bot.core.failures import FailureKind, RunFailed
 from bot.core.progress import ProgressWatch
 from bot.execution.run_plan import RunPlan
+from bot.github.types import Issue
 from bot.llm.client import LLM, ModelCall
 from bot.store import NewModelCall, Store
 from bot.store.tables import Task
@@ -40,12 +40,12 @@ class AgentRunner:
     script: Script | None = None
 
     async def run(
-        self, task: Task, plan: RunPlan, workspace: Workspace, issue: Mapping[str, Any]
+        self, task: Task, plan: RunPlan, workspace: Workspace, issue: Issue
     ) -> AgentResult:
         prompt = render_prompt(
             plan.spec,
-            issue_title=str(issue.get("title") or ""),
-            issue_body=str(issue.get("body") or ""),
+            issue_title=issue.title,
+            issue_body=issue.body,
             issue_number=task.issue_number,
             repo=task.repo_full_name,
         )

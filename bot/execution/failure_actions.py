@@ -23,11 +23,13 @@ from bot.core.failures import Action, Decision, RunFailure, describe
 from bot.core.task_states import TaskState
 from bot.execution.publication import Publisher, branch_head, check, repo_of, status
 from bot.execution.publish import Identity
-from bot.github.client import GitHubClient, PullState
+from bot.github.client import GitHubClient
+from bot.github.types import PullState
 from bot.scheduling.locks import lock_key
 from bot.store import AuditEntry, Publish, Store
 from bot.store.tables import Task
 from bot.texts.hand_over import hand_over_comment
+from bot.texts.markers import marker
 from bot.texts.status import Phase
 from sandbox.backends.base import SandboxError
 from sandbox.workspace import prepare
@@ -142,7 +144,8 @@ class FailureActions:
         return TaskState.FAILED, _capped(fields)
 
     async def _hand_over(self, task: Task, policy: Failure) -> None:
-        await hand_over(self.github, task, policy.escalate, reason=task.reason or "")
+        key = f"attempt={task.attempts}"
+        await hand_over(self.github, task, policy.escalate, reason=task.reason or "", key=key)
         labelled = self.identity.audit(task, "task.labelled", {"label": policy.escalate.label})
         await asyncio.to_thread(self.store.audit.record, labelled)
 
@@ -187,13 +190,15 @@ class FailureActions:
         repo = repo_of(task)
         undone: list[str] = []
         if task.created_branch and not task.is_pull_request:
-            pull = await self.github.find_open_pull(repo=repo, head_branch=task.branch)
+            pull = await self.github.pulls.find_open_pull(repo=repo, head_branch=task.branch)
             if pull is not None:
-                number = int(pull["number"])
-                await self.github.update_pull(repo=repo, number=number, state=PullState.CLOSED)
+                number = pull.number
+                await self.github.pulls.update_pull(
+                    repo=repo, number=number, state=PullState.CLOSED
+                )
                 undone.append(f"pull request #{number} closed")
             if await branch_head(self.github, task) is not None:
-                await self.github.delete_branch(repo=repo, branch=task.branch)
+                await self.github.repos.delete_branch(repo=repo, branch=task.branch)
                 undone.append(f"branch `{task.branch}` deleted")
         elif task.pushed_sha and task.pushed_from_sha:
             undone.append(await self._revert(task))
@@ -203,7 +208,7 @@ class FailureActions:
         assert task.pushed_from_sha is not None and task.pushed_sha is not None
         repo = repo_of(task)
         token = await self.github.installation_token(installation_id=task.installation_id)
-        clone_url = await self.github.clone_url(repo=repo)
+        clone_url = await self.github.repos.clone_url(repo=repo)
 
         def revert() -> str | None:
             workspace = prepare(
@@ -254,10 +259,15 @@ class FailureActions:
             await self._show(task, Publish(check=failed))
 
 
-async def hand_over(github: GitHubClient, task: Task, escalate: Escalate, *, reason: str) -> None:
-    """Label the issue and post a new comment that mentions the owners the policy names."""
+async def hand_over(
+    github: GitHubClient, task: Task, escalate: Escalate, *, reason: str, key: str
+) -> None:
+    """Label the issue and post a new comment that mentions the owners the policy names; `key`
+    tells this hand-over from another (a new comment each, so that the owners are notified)."""
     repo = repo_of(task)
-    await github.add_labels(repo=repo, issue_number=task.issue_number, labels=[escalate.label])
+    await github.issues.add_labels(
+        repo=repo, issue_number=task.issue_number, labels=[escalate.label]
+    )
     body = hand_over_comment(
         task_name=task.task_name,
         reason=reason,
@@ -265,7 +275,12 @@ async def hand_over(github: GitHubClient, task: Task, escalate: Escalate, *, rea
         mentions=escalate.mention,
         branch=task.branch,
     )
-    await github.create_comment(repo=repo, issue_number=task.issue_number, body=body)
+    await github.issues.create_comment(
+        repo=repo,
+        issue_number=task.issue_number,
+        body=body,
+        marker=marker("hand-over", f"task={task.id} {key}"),
+    )
 
 
 def _capped(fields: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,8 @@ import structlog
 
 from bot.core.clock import Clock
 from bot.core.errors import GitHubError
-from bot.github.client import GitHubClient, Repo
+from bot.github.client import GitHubClient
+from bot.github.types import PullRequest, Repo
 from bot.store import Publish, Store
 from bot.store.tables import Task
 from bot.texts.check_run import CHECK_NAME, check_run_summary
@@ -90,7 +91,7 @@ class Reporter:
         body = status_comment(view)
         if self._comment_id is not None:
             try:
-                await self._github.update_comment(
+                await self._github.issues.update_comment(
                     repo=self._repo, comment_id=self._comment_id, body=body
                 )
                 return
@@ -98,30 +99,32 @@ class Reporter:
                 if exc.status_code != 404:  # deleted by someone: find or post it again
                     raise
         marker = body.splitlines()[0]
-        found = await self._github.find_comment(
+        found = await self._github.issues.find_comment(
             repo=self._repo, issue_number=self._task.issue_number, marker=marker
         )
         if found is not None:
-            self._comment_id = int(found["id"])
-            await self._github.update_comment(
+            self._comment_id = found.id
+            await self._github.issues.update_comment(
                 repo=self._repo, comment_id=self._comment_id, body=body
             )
         else:
-            self._comment_id = await self._github.create_comment(
-                repo=self._repo, issue_number=self._task.issue_number, body=body
+            self._comment_id = await self._github.issues.create_comment(
+                repo=self._repo, issue_number=self._task.issue_number, body=body, marker=marker
             )
         await asyncio.to_thread(
             self._store.tasks.update, self._task_id, status_comment_id=self._comment_id
         )
 
-    async def pull_request(self, *, title: str, body: str) -> dict[str, Any]:
+    async def pull_request(self, *, title: str, body: str) -> PullRequest:
         """The one open pull request from the task's branch: reused and updated, or opened."""
-        existing = await self._github.find_open_pull(repo=self._repo, head_branch=self._task.branch)
+        existing = await self._github.pulls.find_open_pull(
+            repo=self._repo, head_branch=self._task.branch
+        )
         if existing is not None:
-            return await self._github.update_pull(
-                repo=self._repo, number=int(existing["number"]), title=title, body=body
+            return await self._github.pulls.update_pull(
+                repo=self._repo, number=existing.number, title=title, body=body
             )
-        return await self._github.create_pull(
+        return await self._github.pulls.create_pull(
             repo=self._repo,
             title=title,
             head=self._task.branch,
@@ -134,7 +137,7 @@ class Reporter:
     ) -> int:
         """`bosun/task` on the head commit: one per commit, updated when the task runs again."""
         summary = check_run_summary(facts, outcome=conclusion)
-        existing = await self._github.find_check_run(
+        existing = await self._github.checks.find_check_run(
             repo=self._repo, head_sha=head_sha, name=CHECK_NAME
         )
         fields: dict[str, Any] = {
@@ -145,15 +148,15 @@ class Reporter:
             "external_id": f"bosun-task-{self._task_id}",
         }
         if existing is not None:
-            check_run_id = int(existing["id"])
-            await self._github.update_check_run(
+            check_run_id = existing.id
+            await self._github.checks.update_check_run(
                 repo=self._repo, check_run_id=check_run_id, **fields
             )
         else:
-            created = await self._github.create_check_run(
+            created = await self._github.checks.create_check_run(
                 repo=self._repo, name=CHECK_NAME, head_sha=head_sha, **fields
             )
-            check_run_id = int(created["id"])
+            check_run_id = created.id
         await asyncio.to_thread(self._store.tasks.update, self._task_id, check_run_id=check_run_id)
         return check_run_id
 
@@ -264,7 +267,7 @@ def repo_of(task: Task) -> Repo:
 async def branch_head(github: GitHubClient, task: Task) -> str | None:
     """The head of the task's branch on GitHub; None when the branch is not there."""
     try:
-        return await github.get_branch_sha(repo=repo_of(task), branch=task.branch)
+        return await github.repos.get_branch_sha(repo=repo_of(task), branch=task.branch)
     except GitHubError as exc:
         if exc.status_code == 404:
             return None

@@ -25,12 +25,12 @@ from bot.execution.publication import (
     check,
     repo_of,
     status,
-    with_check,
 )
 from bot.execution.run_plan import RunPlan
 from bot.github.client import GitHubClient
+from bot.github.types import Issue
 from bot.scheduling.locks import lock_key
-from bot.store import AuditEntry, Store
+from bot.store import AuditEntry, Publish, Store
 from bot.store.tables import Task
 from bot.tasks.approvals import count_approvals
 from bot.texts.facts import RunFacts
@@ -77,7 +77,7 @@ class RunPublisher:
         *,
         workspace: Workspace,
         token: str,
-        issue: Mapping[str, Any],
+        issue: Issue,
         result: AgentResult,
         plan: RunPlan,
         changed: list[str],
@@ -107,6 +107,10 @@ class RunPublisher:
             approvals=approvals,
             required_approvals=plan.review.required_approvals,
         )
+        # The check run goes first, so that reviewers see it by the time the task says the
+        # pull request is ready; if GitHub fails it now, the reconcile loop shows it later.
+        await asyncio.to_thread(self.store.tasks.update, task.id, publish=Publish(check=shown))
+        await self.publisher.sync(task.id)
         ended = await asyncio.to_thread(
             self.store.tasks.finish_run,
             task.id,
@@ -114,7 +118,7 @@ class RunPublisher:
             lock_key=lock_key(task.repo_full_name, task.branch),
             holder=self.identity.holder,
             audit=self.identity.audit(task, "task.pr_opened", {"pr": pr_number, "head_sha": sha}),
-            publish=with_check(status(Phase.PR_OPENED), shown),
+            publish=status(Phase.PR_OPENED),
             pr_number=pr_number,
             head_sha=sha,
             reason=None,
@@ -140,12 +144,12 @@ class RunPublisher:
         await asyncio.to_thread(self.store.tasks.update, task.id, **fields)
 
     async def _pull_request(
-        self, task: Task, issue: Mapping[str, Any], result: AgentResult, facts: RunFacts
+        self, task: Task, issue: Issue, result: AgentResult, facts: RunFacts
     ) -> int:
         """The pull request the change goes to: the task's own, or the one it works on."""
         if task.is_pull_request:
             return task.issue_number
-        title = f"[bosun/{task.task_name}] {one_line(str(issue.get('title') or ''))}"
+        title = f"[bosun/{task.task_name}] {one_line(issue.title)}"
         body = pull_request_body(
             issue_number=task.issue_number,
             task_name=task.task_name,
@@ -154,7 +158,7 @@ class RunPublisher:
         )
         reporter = Reporter(github=self.github, store=self.store, repo=repo_of(task), task=task)
         pull = await reporter.pull_request(title=title[:TITLE_LIMIT], body=body)
-        return int(pull["number"])
+        return pull.number
 
     async def _approvals(self, task: Task, plan: RunPlan, *, pr_number: int, sha: str) -> int:
         """Approvals of the commit just pushed: none yet, unless GitHub holds a review of it."""
@@ -189,8 +193,8 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def commit_message(task: Task, issue: Mapping[str, Any], *, audit_id: int | None) -> str:
-    title = one_line(str(issue.get("title") or ""))[:60]
+def commit_message(task: Task, issue: Issue, *, audit_id: int | None) -> str:
+    title = one_line(issue.title)[:60]
     return (
         f"{task.task_name}: {title} (#{task.issue_number})\n\n"
         f"Made by Bosun task {task.id} for #{task.issue_number}, attempt {task.attempts}.\n"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from bot.config.models import Agent, Failure, Review, TaskSpec, route
 from bot.config.source import RepoConfig
 from bot.core.failures import FailureKind, RunFailure
-from bot.github.client import Repo
+from bot.github.types import Issue, Repo
 from bot.store.tables import Task
 
 
@@ -27,9 +25,7 @@ class RunPlan:
     max_attempts: int  # as the policy in force allows; an escalated run keeps its one
 
 
-def plan_run(
-    config: RepoConfig, task: Task, issue: Mapping[str, Any], *, repo: Repo
-) -> RunPlan | RunFailure:
+def plan_run(config: RepoConfig, task: Task, issue: Issue, *, repo: Repo) -> RunPlan | RunFailure:
     """The run's tier, agent, models, budget and rules; a failure when the task is unusable."""
     spec = config.tasks.get(task.task_name)
     if spec is None or config.unusable:
@@ -38,17 +34,13 @@ def plan_run(
             f"`{task.task_name}` is not a valid task at config {task.config_sha}",
         )
     policy = config.policy
-    labels = [
-        str(label.get("name") if isinstance(label, dict) else label)
-        for label in issue.get("labels") or []
-    ]
     escalated_tier = task.tier if task.tier in policy.models.tiers else None
     tier = escalated_tier or route(
         policy,
         task_type=spec.task_type,
-        labels=labels,
+        labels=list(issue.labels),
         paths=[],  # what the agent will touch is not known before it runs
-        issue_chars=len(str(issue.get("body") or "")),
+        issue_chars=len(issue.body),
         task_tier=spec.tier,
     )
     return RunPlan(

@@ -187,7 +187,7 @@ class Worker:
         assert task.id is not None
         deps = self._deps
         repo = repo_of(task)
-        issue = await deps.github.get_issue(repo=repo, number=task.issue_number)
+        issue = await deps.github.issues.get_issue(repo=repo, number=task.issue_number)
         config = await deps.configs.at_commit(repo, task.config_sha or "")
         planned = plan_run(config, task, issue, repo=repo)
         if isinstance(planned, RunFailure):
@@ -207,7 +207,7 @@ class Worker:
         task.max_attempts = plan.max_attempts
         await self.publisher.sync(task.id)
         token = await deps.github.installation_token(installation_id=task.installation_id)
-        clone_url = await deps.github.clone_url(repo=repo)
+        clone_url = await deps.github.repos.clone_url(repo=repo)
         workspace = await asyncio.to_thread(
             prepare,
             clone_url=clone_url,

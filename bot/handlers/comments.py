@@ -17,13 +17,14 @@ from bot.core.errors import PayloadError
 from bot.core.task_states import ACTIVE_TASK_STATES, TaskState
 from bot.execution.failure_actions import hand_over
 from bot.execution.publication import status
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.store.tables import Task
 from bot.tasks.admit import Target, queue_request
 from bot.tasks.cancel import cancel_active_tasks
 from bot.tasks.context import HandlerContext
 from bot.tasks.review_context import REVIEW_CONTEXT_LIMIT, review_context
 from bot.tasks.waiting import depends_on_of, unmet_for_issue
+from bot.texts.markers import marker
 from bot.texts.status import Phase, status_table
 
 router = routing.Router()
@@ -46,19 +47,26 @@ async def act_on_slash_command(event: sansio.Event, ctx: HandlerContext) -> None
         raise PayloadError("issue_comment event without a comment id")
     if isinstance(parsed, Malformed) or parsed.verb == Verb.HELP:
         reason = parsed.reason if isinstance(parsed, Malformed) else None
-        await github.create_reaction_for_comment(
+        await github.issues.create_reaction_for_comment(
             repo=repo, comment_id=comment_id, content="confused" if reason else "+1"
         )
-        await github.create_comment(repo=repo, issue_number=number, body=help_text(reason))
+        await github.issues.create_comment(
+            repo=repo,
+            issue_number=number,
+            body=help_text(reason),
+            marker=marker("help", f"comment={comment_id}"),
+        )
         return
     default_branch = str((data.get("repository") or {}).get("default_branch") or "main")
     config = await configs.for_repo(repo, default_branch=default_branch)
     sender = str((data.get("sender") or {}).get("login") or "")
     command = Command(parsed.verb, parsed.argument)
-    if not await _permitted(ctx, repo, config, command, sender, number):
-        await github.create_reaction_for_comment(repo=repo, comment_id=comment_id, content="-1")
+    if not await _permitted(ctx, repo, config, command, sender, number, comment_id):
+        await github.issues.create_reaction_for_comment(
+            repo=repo, comment_id=comment_id, content="-1"
+        )
         return
-    await github.create_reaction_for_comment(repo=repo, comment_id=comment_id, content="+1")
+    await github.issues.create_reaction_for_comment(repo=repo, comment_id=comment_id, content="+1")
     await COMMANDS[command.verb](Request(ctx, repo, config, command, sender, data))
 
 
@@ -91,20 +99,22 @@ async def _permitted(
     command: Command,
     sender: str,
     number: int,
+    comment_id: int,
 ) -> bool:
     """`run` is always taken (and held when need be); other commands need the permission."""
     if command.verb in (Verb.RUN, Verb.STATUS):
         return True
     github, _ = ctx.require_github()
     required = required_permission(config, command.verb)
-    actual = await github.permission_of(repo=repo, username=sender)
+    actual = await github.repos.permission_of(repo=repo, username=sender)
     if permission_at_least(actual, required):
         return True
-    await github.create_comment(
+    await github.issues.create_comment(
         repo=repo,
         issue_number=number,
         body=f"@{sender}, `/bosun {command.verb.value}` needs **{required.value}** permission "
         f"or above in {repo.full_name}, and you have **{actual}**.",
+        marker=marker("denied", f"comment={comment_id}"),
     )
     await ctx.audit(
         "command.denied",
@@ -168,7 +178,8 @@ async def escalate_task(request: Request) -> None:
         return
     github, _ = request.ctx.require_github()
     reason = f"{request.sender} asked for people to take over (`/bosun escalate`)"
-    await hand_over(github, last, failure.escalate, reason=reason)
+    key = f"delivery={request.ctx.delivery_id}"
+    await hand_over(github, last, failure.escalate, reason=reason, key=key)
     await request.ctx.audit(
         "task.hand_over",
         actor=request.sender,
@@ -193,11 +204,12 @@ async def _last_finished_task(request: Request, *, verb: str) -> Task | None:
     if ordered and ordered[-1].state not in ACTIVE_TASK_STATES:
         return ordered[-1]
     github, _ = ctx.require_github()
-    await github.create_comment(
+    await github.issues.create_comment(
         repo=repo,
         issue_number=number,
         body=f"Nothing to {verb}: no task has finished here, or one is still active "
         "(`/bosun cancel` stops it).",
+        marker=marker("nothing", f"comment={_comment_id(request.data)}"),
     )
     return None
 
@@ -218,17 +230,16 @@ async def _retry_context(request: Request) -> str | None:
     if "pull_request" in issue:
         github, _ = request.ctx.require_github()
         number = _number(issue)
-        reviews = await github.list_reviews(repo=request.repo, number=number)
+        reviews = await github.pulls.list_reviews(repo=request.repo, number=number)
         asked = [
             review
             for review in reviews
-            if str(review.get("state") or "").upper() == "CHANGES_REQUESTED"
-            and (review.get("user") or {}).get("type") != "Bot"
+            if review.state == "CHANGES_REQUESTED" and not review.author.is_bot
         ]
         if asked:
             latest = asked[-1]
-            comments = await github.list_review_comments(
-                repo=request.repo, number=number, review_id=int(latest["id"])
+            comments = await github.pulls.list_review_comments(
+                repo=request.repo, number=number, review_id=latest.id
             )
             parts.append(review_context(latest, comments))
     return "\n\n".join(parts)[:REVIEW_CONTEXT_LIMIT] or None
@@ -253,7 +264,12 @@ async def show_status(request: Request) -> None:
     github, _ = ctx.require_github()
     number = _number(data.get("issue") or {})
     tasks = await asyncio.to_thread(ctx.store.tasks.for_issue, repo.full_name, number)
-    await github.create_comment(repo=repo, issue_number=number, body=status_table(tasks))
+    await github.issues.create_comment(
+        repo=repo,
+        issue_number=number,
+        body=status_table(tasks),
+        marker=marker("status", f"comment={_comment_id(data)}"),
+    )
 
 
 async def release_held(request: Request) -> None:
@@ -298,8 +314,11 @@ async def release_held(request: Request) -> None:
     if any(task.state == TaskState.QUEUED for task in released):
         ctx.wake_scheduler()
     if not released:
-        await github.create_comment(
-            repo=repo, issue_number=number, body="Nothing is held on this issue."
+        await github.issues.create_comment(
+            repo=repo,
+            issue_number=number,
+            body="Nothing is held on this issue.",
+            marker=marker("nothing", f"comment={_comment_id(data)}"),
         )
 
 
@@ -321,15 +340,9 @@ async def _target(ctx: HandlerContext, repo: Repo, data: dict[str, Any]) -> Targ
     if "pull_request" not in issue:
         return Target(number, False, default_branch, None)
     github, _ = ctx.require_github()
-    pull = await github.get_pull(repo=repo, number=number)
-    head, base = pull.get("head") or {}, pull.get("base") or {}
-    head_repo = (head.get("repo") or {}).get("full_name")
+    pull = await github.pulls.get_pull(repo=repo, number=number)
     return Target(
-        number,
-        True,
-        str(base.get("ref") or default_branch),
-        str(head.get("ref") or ""),
-        from_fork=head_repo != repo.full_name,
+        number, True, pull.base_ref, pull.head_ref, from_fork=pull.head_repo != repo.full_name
     )
 
 
@@ -338,3 +351,8 @@ def _number(item: dict[str, Any]) -> int:
     if not isinstance(number, int):
         raise PayloadError("comment event without an issue number")
     return number
+
+
+def _comment_id(data: dict[str, Any]) -> int:
+    """The command's comment: one reply per command, found again by it."""
+    return int((data.get("comment") or {}).get("id") or 0)

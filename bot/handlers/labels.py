@@ -7,7 +7,7 @@ from typing import Any
 from gidgethub import routing, sansio
 
 from bot.core.errors import PayloadError
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.tasks.admit import Target, queue_request, requested_task
 from bot.tasks.cancel import cancel_task
 from bot.tasks.context import HandlerContext

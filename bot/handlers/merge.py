@@ -20,7 +20,8 @@ from bot.config.models import Review
 from bot.core.approvals import requesters
 from bot.core.errors import GitHubError, GitHubRateLimited, GitHubTransientError, PayloadError
 from bot.core.task_states import TaskState
-from bot.github.client import GitHubClient, MergeMethod, Repo
+from bot.github.client import GitHubClient
+from bot.github.types import MergeMethod, Repo
 from bot.store.tables import Task
 from bot.tasks.approvals import count_approvals
 from bot.tasks.context import HandlerContext
@@ -166,7 +167,7 @@ async def merge_if_ready(ctx: HandlerContext, repo: Repo, number: int, default_b
     method = MergeMethod(review.merge_method)
     detail: dict[str, Any] = {"pr": number, "sha": latest.head_sha, "merge_method": method.value}
     try:
-        merged = await github.merge_pull(
+        merged = await github.pulls.merge_pull(
             repo=repo, number=number, sha=latest.head_sha, merge_method=method
         )
     except GitHubError as exc:
@@ -189,7 +190,7 @@ async def merge_if_ready(ctx: HandlerContext, repo: Repo, number: int, default_b
         actor=ACTOR,
         repo=repo,
         config_sha=config.sha,
-        detail=detail | {"merge_commit_sha": merged.get("sha")},
+        detail=detail | {"merge_commit_sha": merged.sha},
         task_id=latest.id,
     )
 
@@ -204,8 +205,7 @@ async def _gather(
     tasks: Sequence[Task],
     head_sha: str,
 ) -> MergeFacts:
-    pull = await github.get_pull(repo=repo, number=number)
-    head = pull.get("head") or {}
+    pull = await github.pulls.get_pull(repo=repo, number=number)
     approvals = await count_approvals(
         github,
         repo=repo,
@@ -214,24 +214,21 @@ async def _gather(
         excluded=requesters(tasks),
         review=review,
     )
-    runs = await github.list_check_runs(repo=repo, ref=head_sha)
-    status = await github.combined_status(repo=repo, ref=head_sha)
+    runs = await github.checks.list_check_runs(repo=repo, ref=head_sha)
+    status = await github.repos.combined_status(repo=repo, ref=head_sha)
     issues = {task.issue_number for task in tasks}
     return MergeFacts(
         auto_merge=review.auto_merge,
         required_approvals=review.required_approvals,
         approvals=approvals,
-        pull_open=pull.get("state") == "open" and not pull.get("merged"),
-        draft=bool(pull.get("draft")),
-        pull_head_sha=str(head.get("sha") or ""),
+        pull_open=pull.open,
+        draft=pull.draft,
+        pull_head_sha=pull.head_sha,
         agent_head_sha=head_sha,
-        agent_working=await _agent_working(ctx, repo, issues, str(head.get("ref") or "")),
-        check_runs=[
-            CheckRunState(str(run.get("name")), str(run.get("status")), run.get("conclusion"))
-            for run in runs
-        ],
-        status_state=str(status.get("state") or ""),
-        status_count=int(status.get("total_count") or 0),
+        agent_working=await _agent_working(ctx, repo, issues, pull.head_ref),
+        check_runs=[CheckRunState(run.name, run.status, run.conclusion) for run in runs],
+        status_state=status.state,
+        status_count=status.total_count,
     )
 
 
@@ -283,7 +280,7 @@ async def delete_agent_branch_of_unmerged_pull(event: sansio.Event, ctx: Handler
     config = await configs.for_repo(repo, default_branch=_default_branch(event.data))
     if not config.policy.review.delete_branch_on_close:
         return
-    if not await github.delete_branch(repo=repo, branch=branch):
+    if not await github.repos.delete_branch(repo=repo, branch=branch):
         return  # already gone (deleted by hand, or by a rollback)
     await ctx.audit(
         "branch.deleted",

@@ -7,7 +7,7 @@ from gidgethub import routing, sansio
 
 from bot.config.source import is_config_path
 from bot.core.errors import PayloadError
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.tasks.context import HandlerContext
 from bot.tasks.policy_check import post_policy_check, review_change
 
@@ -26,10 +26,10 @@ async def check_policy_on_pull_request(event: sansio.Event, ctx: HandlerContext)
         return
     github, _ = ctx.require_github()
     repo = Repo.from_payload(event.data)
-    changed = await github.list_pull_files(repo=repo, number=number)
+    changed = await github.pulls.list_pull_files(repo=repo, number=number)
     if not any(is_config_path(path) for path in changed):
         return
     default_branch = str((event.data.get("repository") or {}).get("default_branch") or "main")
-    base_sha = await github.get_branch_sha(repo=repo, branch=default_branch)
+    base_sha = await github.repos.get_branch_sha(repo=repo, branch=default_branch)
     verdict = await review_change(ctx, repo, base_sha=base_sha, head_sha=head_sha)
     await post_policy_check(github, repo, head_sha=head_sha, verdict=verdict)

@@ -9,7 +9,7 @@ from gidgethub import routing, sansio
 from bot.core.errors import PayloadError
 from bot.core.task_states import TaskState
 from bot.execution.publication import status
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.store.tables import Task
 from bot.tasks.cancel import cancel_active_tasks
 from bot.tasks.context import HandlerContext

@@ -9,7 +9,7 @@ from typing import Any
 from gidgethub import routing, sansio
 
 from bot.config.source import is_config_path, is_org_repo
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.tasks.context import HandlerContext
 from bot.tasks.policy_check import PolicyVerdict, post_policy_check, problem_section
 

@@ -12,7 +12,8 @@ from bot.core.approvals import requesters
 from bot.core.errors import PayloadError
 from bot.core.task_states import TaskState
 from bot.execution.publication import READY_TITLE, check
-from bot.github.client import Repo
+from bot.github import types as github_types
+from bot.github.types import Repo
 from bot.store import Publish
 from bot.store.tables import Task
 from bot.tasks.admit import Target, queue_request
@@ -38,10 +39,10 @@ async def queue_rerun_on_changes_requested(event: sansio.Event, ctx: HandlerCont
     github, configs = ctx.require_github()
     default_branch = str((event.data.get("repository") or {}).get("default_branch") or "main")
     config = await configs.for_repo(repo, default_branch=default_branch)
-    comments = await github.list_review_comments(
+    comments = await github.pulls.list_review_comments(
         repo=repo, number=number, review_id=int(review["id"])
     )
-    context = review_context(review, comments)
+    context = review_context(github_types.Review.from_json(review), comments)
     for task in reviewed:
         target = Target(task.issue_number, task.is_pull_request, task.base_branch, task.branch)
         await queue_request(
@@ -65,7 +66,7 @@ async def recount_approvals_on_review(event: sansio.Event, ctx: HandlerContext) 
     if not tasks:
         return
     github, configs = ctx.require_github()
-    head_sha = str((await github.get_pull(repo=repo, number=number))["head"]["sha"])
+    head_sha = (await github.pulls.get_pull(repo=repo, number=number)).head_sha
     on_head = [task for task in tasks if task.head_sha == head_sha]
     if not on_head:
         return  # nothing of Bosun's on this commit: someone else pushed after the agent

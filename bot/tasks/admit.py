@@ -12,11 +12,12 @@ from bot.config.source import RepoConfig
 from bot.core.dependencies import named
 from bot.core.task_states import TaskState
 from bot.execution.publication import status
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.store import NewTask
 from bot.store.tables import Task
 from bot.tasks.context import HandlerContext
 from bot.tasks.waiting import unmet_for_issue
+from bot.texts.markers import marker
 from bot.texts.status import Phase
 
 TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -74,12 +75,17 @@ async def queue_request(
             "Bosun only pushes to branches of this repository.",
         )
     if refusal is not None:
-        await github.create_comment(repo=repo, issue_number=target.number, body=refusal.comment)
+        await github.issues.create_comment(
+            repo=repo,
+            issue_number=target.number,
+            body=refusal.comment,
+            marker=marker("refusal", f"delivery={ctx.delivery_id}"),
+        )
         await ctx.audit(
             refusal.action, actor=sender, repo=repo, config_sha=config.sha, detail=detail
         )
         return None
-    actual = await github.permission_of(repo=repo, username=sender)
+    actual = await github.repos.permission_of(repo=repo, username=sender)
     permitted = permission_at_least(actual, config.policy.triggers.min_permission)
     # Held wins: nobody has allowed the request yet, whatever its dependencies.
     depends_on = tuple(config.tasks[task_name].depends_on)

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from bot.config.models import Review, permission_at_least
 from bot.core.approvals import approvers
-from bot.github.client import GitHubClient, Repo
+from bot.github.client import GitHubClient
+from bot.github.types import Repo
 
 
 async def count_approvals(
@@ -19,9 +20,9 @@ async def count_approvals(
     review: Review,
 ) -> int:
     """Approvals of the head commit by distinct people whose permission reaches `review.counts`."""
-    reviews = await github.list_reviews(repo=repo, number=number)
+    reviews = await github.pulls.list_reviews(repo=repo, number=number)
     counted = 0
     for login in approvers(reviews, head_sha=head_sha, excluded=excluded):
-        actual = await github.permission_of(repo=repo, username=login)
+        actual = await github.repos.permission_of(repo=repo, username=login)
         counted += permission_at_least(actual, review.counts)
     return counted

@@ -6,7 +6,7 @@ import asyncio
 
 from bot.core.task_states import TaskState
 from bot.execution.publication import status
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.store.tables import Task
 from bot.tasks.context import HandlerContext
 from bot.texts.status import Phase

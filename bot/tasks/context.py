@@ -11,7 +11,8 @@ from bot.config.source import ConfigProvider
 from bot.core.clock import Clock
 from bot.core.errors import SettingsError
 from bot.execution.publication import Publisher
-from bot.github.client import GitHubClient, Repo
+from bot.github.client import GitHubClient
+from bot.github.types import Repo
 from bot.store import AuditEntry, Store
 
 

@@ -18,7 +18,8 @@ from bot.config.source import (
     validate,
 )
 from bot.core.task_states import TaskState
-from bot.github.client import Annotation, CheckConclusion, CheckStatus, GitHubClient, Repo
+from bot.github.client import GitHubClient
+from bot.github.types import Annotation, CheckConclusion, CheckStatus, Repo
 from bot.store.tables import Task
 from bot.tasks.context import HandlerContext
 
@@ -73,20 +74,20 @@ async def post_policy_check(
         "title": verdict.title,
         "summary": verdict.summary,
     }
-    existing = await github.find_check_run(repo=repo, head_sha=head_sha, name=CHECK_NAME)
+    existing = await github.checks.find_check_run(repo=repo, head_sha=head_sha, name=CHECK_NAME)
     # GitHub appends annotations on each update: a run that has them already keeps them.
-    annotated = existing is not None and (existing.get("output") or {}).get("annotations_count")
+    annotated = existing is not None and existing.annotations_count > 0
     annotations = [] if annotated else annotations_for(verdict.problems)
     if existing is not None:
-        run = await github.update_check_run(
+        run = await github.checks.update_check_run(
             repo=repo,
-            check_run_id=int(existing["id"]),
+            check_run_id=existing.id,
             status=CheckStatus.COMPLETED,
             annotations=annotations,
             **fields,
         )
     else:
-        run = await github.create_check_run(
+        run = await github.checks.create_check_run(
             repo=repo,
             name=CHECK_NAME,
             head_sha=head_sha,
@@ -94,7 +95,7 @@ async def post_policy_check(
             annotations=annotations,
             **fields,
         )
-    return int(run["id"])
+    return run.id
 
 
 def annotations_for(problems: Sequence[Problem]) -> list[Annotation]:
@@ -123,7 +124,7 @@ async def live_tasks(ctx: HandlerContext, repo: Repo) -> list[LiveTask]:
         if task.state in LIVE_STATES
     ]
     permissions = {
-        user: await github.permission_of(repo=repo, username=user)
+        user: await github.repos.permission_of(repo=repo, username=user)
         for user in sorted({task.triggered_by for task in tasks})
     }
     return [await _live(configs, repo, task, permissions) for task in tasks]
@@ -162,8 +163,8 @@ async def _org_impacts(ctx: HandlerContext, org: Repo, head_files: Mapping[str, 
         live = await live_tasks(ctx, repo)
         if not live:
             continue
-        branch = str((await github.get_repository(repo=repo))["default_branch"])
-        sha = await github.get_branch_sha(repo=repo, branch=branch)
+        branch = (await github.repos.get_repository(repo=repo)).default_branch
+        sha = await github.repos.get_branch_sha(repo=repo, branch=branch)
         after = validate(repo, await configs.files_at(repo, sha), org=ceilings)
         impacts = simulate(after, live)
         if impacts:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+
+from bot.github.types import Review, ReviewComment
 
 REVIEW_CONTEXT_LIMIT = 20_000  # characters of review text handed to the agent
 
 
-def review_context(review: dict[str, Any], comments: list[dict[str, Any]]) -> str:
+def review_context(review: Review, comments: Sequence[ReviewComment]) -> str:
     """What the reviewer wrote, as plain text: the review's body, then each inline comment."""
-    login = str((review.get("user") or {}).get("login") or "")
-    lines = [f"Review by @{login}, changes requested:", str(review.get("body") or "(no text)")]
+    lines = [f"Review by @{review.author.login}, changes requested:", review.body or "(no text)"]
     for comment in comments:
-        line = comment.get("line") or comment.get("original_line")
-        where = f"{comment.get('path')}" + (f" line {line}" if line else "")
-        lines += ["", f"Comment on {where}:", str(comment.get("body") or "")]
+        where = comment.path + (f" line {comment.line}" if comment.line else "")
+        lines += ["", f"Comment on {where}:", comment.body]
     return "\n".join(lines)[:REVIEW_CONTEXT_LIMIT]

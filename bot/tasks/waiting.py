@@ -11,7 +11,7 @@ from bot.core import dependencies
 from bot.core.dependencies import WaitingTask
 from bot.core.task_states import TaskState
 from bot.execution.publication import status
-from bot.github.client import Repo
+from bot.github.types import Repo
 from bot.store.tables import Task
 from bot.tasks.context import HandlerContext
 from bot.texts.status import Phase
