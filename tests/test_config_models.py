@@ -192,7 +192,7 @@ def test_default_policy_is_the_shipped_file() -> None:
 
 def render(prompt: str, *, title: str = "Crash on start", body: str = "It crashes.") -> str:
     return render_prompt(
-        task(prompt), issue_title=title, issue_body=body, issue_number=42, repo="acme/app"
+        task(prompt).prompt, issue_title=title, issue_body=body, issue_number=42, repo="acme/app"
     )
 
 

@@ -214,7 +214,7 @@ async def test_issue_text_reaches_the_model_only_as_quoted_data(
         }
     )
     prompt = render_prompt(
-        spec,
+        spec.prompt,
         issue_title="Crash on start",
         issue_body=f"Steps:\n1. start it\n{INJECTION}\n",
         issue_number=7,

@@ -6,15 +6,12 @@ import functools
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.core.errors import ConfigError
 
-if TYPE_CHECKING:
-    from bot.config.models import TaskSpec
 
 ISSUE_FIELDS = ("title", "body", "number")
 VARIABLES = ("issue", "repo")
@@ -121,9 +118,9 @@ def with_review(prompt: str, review: str) -> str:
 
 
 def render_prompt(
-    task: TaskSpec, *, issue_title: str, issue_body: str, issue_number: int, repo: str
+    template: str, *, issue_title: str, issue_body: str, issue_number: int, repo: str
 ) -> str:
-    """Render the task's prompt; `issue.title` and `issue.body` arrive quoted and inert.
+    """Render a task's prompt template; `issue.title` and `issue.body` arrive quoted and inert.
 
     Raises `ConfigError` if the template fails at render time (say, an attribute of a
     string that does not exist), which loading cannot rule out.
@@ -134,7 +131,7 @@ def render_prompt(
         number=issue_number,
     )
     try:
-        return _template(task.prompt).render(issue=issue, repo=repo)
+        return _template(template).render(issue=issue, repo=repo)
     except TemplateError as exc:
         message = f"prompt template failed to render: {exc.message}"
         raise ConfigError(message, path=".bosun/tasks") from exc

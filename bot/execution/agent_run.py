@@ -43,7 +43,7 @@ class AgentRunner:
         self, task: Task, plan: RunPlan, workspace: Workspace, issue: Issue
     ) -> AgentResult:
         prompt = render_prompt(
-            plan.spec,
+            plan.spec.prompt,
             issue_title=issue.title,
             issue_body=issue.body,
             issue_number=task.issue_number,

@@ -148,30 +148,7 @@ class RunEnding:
         await self.actions.apply(task, failure, decision, policy, end_run=end_run)
 
     async def failure_policy(self, task: Task) -> Failure:
-        """The failure policy at the task's config; the defaults only when that config is
-        unusable. GitHub failing to answer is waited out (the lease is kept meanwhile)."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(POLICY_READS),
-            retry=retry_if_exception_type((GitHubTransientError, GitHubRateLimited)),
-            wait=wait_exponential(multiplier=2, max=POLICY_BACKOFF_MAX),
-            sleep=self.clock.sleep,
-            reraise=True,
-        )
-        try:
-            config: RepoConfig = await retrying(
-                self.configs.at_commit, repo_of(task), task.config_sha or ""
-            )
-        except (GitHubTransientError, GitHubRateLimited):
-            raise
-        except GitHubError as exc:  # the commit cannot be read at all: no config to follow
-            log.warning(
-                "config unreadable: default failure policy", task_id=task.id, error=str(exc)
-            )
-            return Failure()
-        if config.unusable:
-            log.warning("unusable config: the default failure policy applies", task_id=task.id)
-            return Failure()
-        return config.policy.failure
+        return await failure_policy_of(self.configs, task, clock=self.clock)
 
     async def _cancelled_view(self, task: Task) -> Publish:
         publish = status(Phase.CANCELLED)
@@ -187,6 +164,29 @@ class RunEnding:
     def _lock_key(task: Task) -> str:
         """The lock a run holds, so that its end and the lock's release are one write."""
         return lock_key(task.repo_full_name, task.branch)
+
+
+async def failure_policy_of(configs: ConfigProvider, task: Task, *, clock: Clock) -> Failure:
+    """The failure policy at the task's config; the defaults only when that config is
+    unusable. GitHub failing to answer is waited out (the lease is kept meanwhile)."""
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(POLICY_READS),
+        retry=retry_if_exception_type((GitHubTransientError, GitHubRateLimited)),
+        wait=wait_exponential(multiplier=2, max=POLICY_BACKOFF_MAX),
+        sleep=clock.sleep,
+        reraise=True,
+    )
+    try:
+        config: RepoConfig = await retrying(configs.at_commit, repo_of(task), task.config_sha or "")
+    except (GitHubTransientError, GitHubRateLimited):
+        raise
+    except GitHubError as exc:  # the commit cannot be read at all: no config to follow
+        log.warning("config unreadable: default failure policy", task_id=task.id, error=str(exc))
+        return Failure()
+    if config.unusable:
+        log.warning("unusable config: the default failure policy applies", task_id=task.id)
+        return Failure()
+    return config.policy.failure
 
 
 def attempts_of(task: Task, tier_used: str | None) -> Attempts:

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -28,6 +29,7 @@ from typing import Any
 from sandbox.runtime.model import BudgetExhausted, ModelError, ModelErrorKind, ModelTurn, ToolCall
 from sandbox.runtime.script import ScriptedTurn
 
+READ_ONLY_WARNING = r".* (is|are) using the `ReadOnly` qualifier"
 _LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
 _ERROR_TEXT_CHARS = 500
 _LITELLM_FLAGS = ("suppress_debug_info", "turn_off_message_logging")
@@ -77,6 +79,10 @@ def load_litellm() -> ModuleType:
     # as `ModelError`s.
     for name in _LITELLM_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    # pydantic builds litellm's models lazily, at their first use, and then warns that some of
+    # litellm's TypedDicts use `ReadOnly` (which pydantic does not enforce): litellm's
+    # business, not the operator's, so that one warning is silenced, by its text.
+    warnings.filterwarnings("ignore", message=READ_ONLY_WARNING, category=UserWarning)
     return litellm
 
 
