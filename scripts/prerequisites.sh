@@ -25,7 +25,7 @@ else
   as_root="none"
 fi
 if [ "$as_root" = none ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "prerequisites: cannot install$missing here (needs apt-get, as root or with sudo); install them with this system's package manager" >&2
+  echo "prerequisites: missing:$missing; installing them here needs apt-get, as root or with sudo" >&2
   case "$missing" in
     *python3*|*git*) exit 1 ;;
     *) exit 0 ;;  # bosun demo says what the sandbox lacks, and offers --sandbox process
