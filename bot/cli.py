@@ -1,11 +1,29 @@
-"""The `bosun` command. Heavy libraries are imported inside each command, never at the top."""
+"""The `bosun` command. Heavy libraries are imported inside each command, never at the top.
+
+Exit codes: 0 done; 1 a failure, or something the command needs is missing (one line on
+standard error: `bosun: <what> — fix: <command>`); 2 a usage error.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
+
+DEMO_WITHOUT_ISOLATION = "bosun demo --sandbox process (a demo without isolation)"
+
+
+def refuse(exc: Exception, *, alternative: str | None = None) -> NoReturn:
+    """One line on standard error, what is missing and the command that fixes it; exit 1."""
+    what = " ".join(str(exc).split()) or type(exc).__name__
+    fix = getattr(exc, "fix", None) or "bosun doctor (it lists what is missing, with fixes)"
+    if alternative:
+        fix = f"{fix}, or {alternative}"
+    click.echo(f"bosun: {what} — fix: {fix}", err=True)
+    sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,9 +49,21 @@ def demo(keep: bool, sandbox: str) -> None:
     sandbox, commits, pushes and opens a pull request on the forge, then prints the diff,
     the check run and the status comment.
     """
-    from bot.demo.run import main as run_demo
+    from bot.core.errors import BosunError, SandboxUnavailable
+    from bot.doctor import require_git, require_sandbox
+    from bot.settings import Settings
+    from sandbox.backends.base import SandboxError
 
-    sys.exit(run_demo(keep=keep, sandbox=sandbox))
+    try:
+        require_git()
+        require_sandbox(sandbox, Settings().sandbox_user)
+        from bot.demo.run import main as run_demo
+
+        code = run_demo(keep=keep, sandbox=sandbox)
+    except (BosunError, SandboxError) as exc:
+        sandboxed = isinstance(exc, SandboxUnavailable | SandboxError) and sandbox == "bubblewrap"
+        refuse(exc, alternative=DEMO_WITHOUT_ISOLATION if sandboxed else None)
+    sys.exit(code)
 
 
 @main.command()
@@ -47,14 +77,47 @@ def serve(host: str, port: int) -> None:
     BOSUN_PRIVATE_KEY_FILE, BOSUN_GITHUB_API_URL.
     """
     from bot.core.errors import BosunError
-    from bot.serve import run_server
+    from bot.doctor import require_sandbox
     from bot.settings import Settings
+    from sandbox.backends.base import SandboxError
 
     try:
-        run_server(Settings.from_env(), host=host, port=port)
-    except BosunError as exc:
-        click.echo(f"bosun serve: {exc}", err=True)
+        settings = Settings.from_env()
+        settings.require_webhook_secret()
+        if settings.github_app_configured:  # only then does serve run agents
+            require_sandbox(settings.sandbox, settings.sandbox_user)
+        from bot.serve import run_server
+
+        run_server(settings, host=host, port=port)
+    except (BosunError, SandboxError) as exc:
+        refuse(exc)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as a JSON list.")
+def doctor(as_json: bool) -> None:
+    """Check this machine for what `bosun serve` needs, and say how to fix what is missing.
+
+    One line a check: `ok`, `missing` (serve needs it) or `note` (it does not), then the
+    command that fixes it. Reads the environment `bosun serve` reads. Exit 0 when nothing
+    serve needs is missing, 1 otherwise.
+    """
+    import json
+
+    from bot.doctor import run_checks
+
+    checks = []
+    for check in run_checks(os.environ):
+        checks.append(check)
+        if not as_json:
+            click.echo(check.line())
+    if as_json:
+        click.echo(json.dumps([check.as_dict() for check in checks], indent=2))
+    missing = [check.name for check in checks if check.blocking]
+    if missing:
+        click.echo(f"bosun doctor: missing for bosun serve: {', '.join(missing)}", err=True)
         sys.exit(1)
+    click.echo("bosun doctor: bosun serve has what it needs", err=True)
 
 
 _ORG_OPTION = click.option(
@@ -68,18 +131,31 @@ _ORG_OPTION = click.option(
 @main.command()
 @click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @_ORG_OPTION
-def lint(path: Path, org: Path | None) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "github"]),
+    default=None,
+    help="text: `file:line:col: message`; github: workflow commands that GitHub Actions shows "
+    "as annotations (the default when GITHUB_ACTIONS=true).",
+)
+def lint(path: Path, org: Path | None, output_format: str | None) -> None:
     """Validate the `.bosun/` files of a checkout at PATH.
 
-    Prints one `file:line:col: message` per problem. With --org, the repository's policy is
-    also checked against the org's ceilings. Exit 0 when clean, 1 on problems, 2 on usage
-    errors.
+    Prints one `file:line:col: message` per problem (under GitHub Actions, one `::error`
+    workflow command). With --org, the repository's policy is also checked against the
+    org's ceilings. Exit 0 when clean, 1 on problems, 2 on usage errors.
     """
-    from bot.config.lint import lint_checkout
+    from bot.config.lint import lint_checkout, workflow_command
 
+    if output_format is None:
+        output_format = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
     problems = lint_checkout(path, org=org)
     for problem in problems:
-        click.echo(str(problem))
+        if output_format == "github":
+            click.echo(workflow_command(problem, checkout=path, org=org, root=Path.cwd()))
+        else:
+            click.echo(str(problem))
     if problems:
         click.echo(f"{len(problems)} problem(s) found", err=True)
         sys.exit(1)

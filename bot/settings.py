@@ -12,6 +12,8 @@ from bot.core.errors import SettingsError
 DEFAULT_DATABASE_URL = "sqlite:///bosun.db"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+# The command that fixes a missing secret (a placeholder, not a secret).
+WEBHOOK_SECRET_FIX = "export BOSUN_WEBHOOK_SECRET=<the App's webhook secret>"  # noqa: S105
 
 
 class Secret:
@@ -76,7 +78,8 @@ class Settings:
         if self.webhook_secret is None:
             raise SettingsError(
                 "BOSUN_WEBHOOK_SECRET is not set: Bosun refuses unsigned webhooks, "
-                "so it needs the secret configured on the GitHub App"
+                "so it needs the secret configured on the GitHub App",
+                fix=WEBHOOK_SECRET_FIX,
             )
         return self.webhook_secret
 
@@ -99,7 +102,10 @@ def _private_key(env: Mapping[str, str]) -> Secret | None:
     try:
         return Secret(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise SettingsError(f"BOSUN_PRIVATE_KEY_FILE={path} cannot be read: {exc}") from exc
+        raise SettingsError(
+            f"BOSUN_PRIVATE_KEY_FILE={path} cannot be read: {exc.strerror}",
+            fix="export BOSUN_PRIVATE_KEY_FILE=<a readable path to the App's .pem key>",
+        ) from exc
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -109,11 +115,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+        raise SettingsError(
+            f"{name}={raw!r} is not a whole number", fix=f"export {name}={default}"
+        ) from exc
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     value = env.get(name) or choices[0]
     if value not in choices:
-        raise SettingsError(f"{name}={value!r} must be one of {', '.join(choices)}")
+        raise SettingsError(
+            f"{name}={value!r} must be one of {', '.join(choices)}",
+            fix=f"export {name}={choices[0]}",
+        )
     return value

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.backends.base import Backend, SandboxError, require_tool
@@ -12,15 +15,41 @@ from sandbox.backends.bubblewrap import NAMESPACES, BubblewrapBackend, system_bi
 
 _SMOKE_TIMEOUT_S = 10.0
 # Switches that turn off or restrict unprivileged user namespaces, which bwrap needs.
+# Each with the sysctl setting that turns it back on.
 _USERNS_SWITCHES = (
-    ("/proc/sys/user/max_user_namespaces", "0", "user namespaces are disabled"),
-    ("/proc/sys/kernel/unprivileged_userns_clone", "0", "unprivileged user namespaces are off"),
+    (
+        "/proc/sys/user/max_user_namespaces",
+        "0",
+        "user namespaces are disabled",
+        "user.max_user_namespaces=15000",
+    ),
+    (
+        "/proc/sys/kernel/unprivileged_userns_clone",
+        "0",
+        "unprivileged user namespaces are off",
+        "kernel.unprivileged_userns_clone=1",
+    ),
     (
         "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
         "1",
         "AppArmor restricts unprivileged user namespaces (bwrap needs a profile)",
+        "kernel.apparmor_restrict_unprivileged_userns=0",
     ),
 )
+_TOOLS = (("bwrap", "bubblewrap"), ("setpriv", "util-linux"), ("prlimit", "util-linux"))
+
+Which = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class SandboxProblem:
+    """What stops the sandbox from isolating commands, and the command that fixes it, if any."""
+
+    what: str
+    fix: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.what}: run {self.fix}" if self.fix else self.what
 
 
 def useradd_argv(name: str) -> list[str]:
@@ -42,7 +71,7 @@ def _hint(name: str) -> str:
 
 def ensure_sandbox_user(name: str = "bosun-sandbox") -> None:
     """Create the sandbox user if it is missing; only root can, others are told what to run."""
-    if _user_exists(name):
+    if user_exists(name):
         return
     if os.geteuid() != 0:
         raise SandboxError(f"the sandbox user {name!r} does not exist; as root, run: {_hint(name)}")
@@ -55,18 +84,48 @@ def ensure_sandbox_user(name: str = "bosun-sandbox") -> None:
 
 def check_sandbox(backend: Backend) -> list[str]:
     """What stops the backend from isolating commands, for a start-up check; empty when fine."""
+    return [str(problem) for problem in sandbox_problems(backend)]
+
+
+def sandbox_problems(backend: Backend, *, which: Which | None = None) -> list[SandboxProblem]:
+    """`check_sandbox`'s findings with their fixes; `which` finds a host tool (None: missing).
+
+    Tools are looked up where the sandbox itself looks (`require_tool`), not on `PATH`.
+    """
     if not isinstance(backend, BubblewrapBackend):
         return []
-    problems = _missing_tools() + _userns_problems()
-    if os.geteuid() == 0 and not _user_exists(backend.sandbox_user):
+    problems = missing_tools(which) + _userns_problems()
+    if os.geteuid() == 0 and not user_exists(backend.sandbox_user):
         problems.append(
-            f"the sandbox user {backend.sandbox_user!r} does not exist: "
-            f"run {_hint(backend.sandbox_user)}"
+            SandboxProblem(
+                f"the sandbox user {backend.sandbox_user!r} does not exist",
+                _hint(backend.sandbox_user),
+            )
         )
     return problems or _smoke_test(backend)
 
 
-def _user_exists(name: str) -> bool:
+def find_tool(name: str) -> str | None:
+    """Where the sandbox finds host tool `name`, or None."""
+    try:
+        return require_tool(name)
+    except SandboxError:
+        return None
+
+
+def as_root(command: str) -> str:
+    """`command` as this user would run it with root's rights: itself as root, else via sudo."""
+    return command if os.geteuid() == 0 else f"sudo {command}"
+
+
+def install_command(package: str) -> str:
+    """The command that installs a Debian package on this machine."""
+    if shutil.which("apt-get") is None:
+        return f"install the package {package} with this system's package manager"
+    return as_root(f"apt-get install -y {package}")
+
+
+def user_exists(name: str) -> bool:
     try:
         pwd.getpwnam(name)
     except KeyError:
@@ -74,33 +133,33 @@ def _user_exists(name: str) -> bool:
     return True
 
 
-def _missing_tools() -> list[str]:
-    problems = []
-    for tool, package in (
-        ("bwrap", "bubblewrap"),
-        ("setpriv", "util-linux"),
-        ("prlimit", "util-linux"),
-    ):
-        try:
-            require_tool(tool)
-        except SandboxError:
-            problems.append(f"{tool} is not installed (Debian package {package})")
-    return problems
+def missing_tools(which: Which | None = None) -> list[SandboxProblem]:
+    """The host tools the sandbox needs and cannot find, each with its install command."""
+    which = which or find_tool
+    return [
+        SandboxProblem(
+            f"{tool} is not installed (Debian package {package})", install_command(package)
+        )
+        for tool, package in _TOOLS
+        if which(tool) is None
+    ]
 
 
-def _userns_problems() -> list[str]:
+def _userns_problems() -> list[SandboxProblem]:
     problems = []
-    for path, bad, meaning in _USERNS_SWITCHES:
+    for path, bad, meaning, setting in _USERNS_SWITCHES:
         try:
             value = Path(path).read_text().strip()
         except OSError:
             continue
         if value == bad:
-            problems.append(f"{meaning} ({path} is {value})")
+            problems.append(
+                SandboxProblem(f"{meaning} ({path} is {value})", as_root(f"sysctl -w {setting}"))
+            )
     return problems
 
 
-def _smoke_test(backend: BubblewrapBackend) -> list[str]:
+def _smoke_test(backend: BubblewrapBackend) -> list[SandboxProblem]:
     """Start an empty sandbox the way runs do, and report bwrap's own words if it cannot."""
     argv = [
         *backend.launcher(backend.identity()),
@@ -114,7 +173,7 @@ def _smoke_test(backend: BubblewrapBackend) -> list[str]:
             argv, capture_output=True, text=True, timeout=_SMOKE_TIMEOUT_S, check=False, cwd="/"
         )
     except subprocess.TimeoutExpired:
-        return ["bubblewrap did not start an empty sandbox within 10 s"]
+        return [SandboxProblem("bubblewrap did not start an empty sandbox within 10 s")]
     if done.returncode != 0:
-        return [f"bubblewrap cannot start a sandbox: {done.stderr.strip()}"]
+        return [SandboxProblem(f"bubblewrap cannot start a sandbox: {done.stderr.strip()}")]
     return []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from bot.config.effective import ORG_POLICY_LABEL, effective_config
@@ -35,7 +37,7 @@ def read_org_policy(org: Path) -> tuple[dict[str, bytes], str]:
     Raises `ConfigError` when there is no such file or it cannot be read.
     """
     target = org / POLICY_PATH if org.is_dir() else org
-    label = target.as_posix()
+    label = org_label(org)
     if not target.is_file():
         raise ConfigError("no org policy file here", path=label, line=0, col=0)
     try:
@@ -43,3 +45,36 @@ def read_org_policy(org: Path) -> tuple[dict[str, bytes], str]:
             return {POLICY_PATH: handle.read(MAX_BYTES + 1)}, label
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", path=label, line=0, col=0) from exc
+
+
+def org_label(org: Path) -> str:
+    """The path problems in the org policy at `org` are reported at."""
+    return (org / POLICY_PATH if org.is_dir() else org).as_posix()
+
+
+def workflow_command(problem: Problem, *, checkout: Path, org: Path | None, root: Path) -> str:
+    """`problem` as a GitHub Actions `::error` workflow command: an annotation on its file.
+
+    GitHub wants the file relative to the repository, taken to be `root` (the step's working
+    directory): the checkout's problems are joined to `checkout`, the org's kept as given.
+    """
+    in_org = org is not None and problem.path == org_label(org)
+    file = Path(os.path.normpath(problem.path if in_org else checkout / problem.path))
+    if file.is_absolute():
+        with contextlib.suppress(ValueError):
+            file = file.relative_to(root.absolute())
+    properties = [f"file={_escape_property(file.as_posix())}"]
+    if problem.line:
+        properties.append(f"line={problem.line}")
+        if problem.col:
+            properties.append(f"col={problem.col}")
+    properties.append("title=bosun lint")
+    return f"::error {','.join(properties)}::{_escape_data(problem.message)}"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")

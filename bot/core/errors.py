@@ -1,7 +1,8 @@
 """The exception hierarchy: surprises only; expected outcomes are values.
 
 BosunError
-├── SettingsError            the environment does not describe a runnable service
+├── SettingsError            the environment does not describe a runnable service (fix)
+│   └── SandboxUnavailable       the chosen sandbox cannot isolate agents on this machine
 ├── ConfigError              a `.bosun/` file cannot be used (path, line, col)
 ├── StoreError               the database refused or is unreachable
 └── GitHubError              GitHub answered with an error (status_code)
@@ -13,11 +14,24 @@ from __future__ import annotations
 
 
 class BosunError(Exception):
-    """Root of every exception Bosun raises on purpose."""
+    """Root of every exception Bosun raises on purpose.
+
+    `fix`, when known, is the command that fixes it; the CLI prints both on one line.
+    """
+
+    fix: str | None = None
 
 
 class SettingsError(BosunError):
     """The environment is missing or has a malformed setting."""
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+class SandboxUnavailable(SettingsError):
+    """The sandbox chosen cannot isolate agents here: a tool, the user or namespaces missing."""
 
 
 class ConfigError(BosunError):

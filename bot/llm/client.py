@@ -215,6 +215,11 @@ class LLM:
 _PRICED: dict[str, bool] = {}
 
 
+def is_priced(model: str) -> bool:
+    """Whether litellm's bundled price map prices `model`; an unpriced model is never free."""
+    return _is_priced(load_litellm(), model)
+
+
 def _is_priced(litellm: ModuleType, model: str) -> bool:
     if model not in _PRICED:
         try:
