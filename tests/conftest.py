@@ -62,3 +62,12 @@ def dispatch(store: Store, github_via_prism: GitHubClient, clock: FakeClock) -> 
 def _outside_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
     """The suite runs the same on GitHub Actions, where `bosun lint` would print `::error`."""
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """The shuffled order's seed, at the end where a failure is read (the header is quiet)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.hasplugin("randomly") and isinstance(seed, int):
+        terminalreporter.write_line(f"test order shuffled: re-run it with --randomly-seed={seed}")

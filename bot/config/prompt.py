@@ -12,7 +12,6 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from bot.core.errors import ConfigError
 
-
 ISSUE_FIELDS = ("title", "body", "number")
 VARIABLES = ("issue", "repo")
 
