@@ -18,6 +18,7 @@ from bot.store import Store, StoredDelivery
 log = structlog.get_logger("bosun.events")
 
 TRANSIENT = (GitHubTransientError, GitHubRateLimited, StoreError)
+STORE_RETRY = 2.0  # seconds before reading the store again after it failed
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,12 @@ class EventDispatcher:
         """Drain, then wait for a wake-up (or a backoff) until `stop` is called."""
         while not self._stop.is_set():
             self._wake.clear()
-            backoff = await self.drain_once()
+            try:
+                backoff = await self.drain_once()
+            except StoreError as exc:
+                # The database is away for a moment: deliveries wait in it, so try again.
+                log.warning("store unreachable; deliveries wait", error=str(exc))
+                backoff = STORE_RETRY
             if backoff:
                 await self._first_of(self._clock.sleep(backoff), self._stop.wait())
             else:

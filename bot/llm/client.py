@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import time
-import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -29,7 +28,6 @@ from typing import Any
 from sandbox.runtime.model import BudgetExhausted, ModelError, ModelErrorKind, ModelTurn, ToolCall
 from sandbox.runtime.script import ScriptedTurn
 
-READ_ONLY_WARNING = r".* (is|are) using the `ReadOnly` qualifier"
 _LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
 _ERROR_TEXT_CHARS = 500
 _LITELLM_FLAGS = ("suppress_debug_info", "turn_off_message_logging")
@@ -69,6 +67,9 @@ def load_litellm() -> ModuleType:
     # Every catalogue, check or tokenizer litellm would fetch by itself comes from its
     # bundled copies instead; calls to the providers Bosun is configured for still go out.
     os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+    # Outside "PRODUCTION" litellm loads a `.env` from the working directory into the
+    # process's environment at import: keys Bosun was not given would appear.
+    os.environ.setdefault("LITELLM_MODE", "PRODUCTION")
     # Loaded by name: mypy would spend a minute following litellm's 3,000 modules.
     litellm = importlib.import_module("litellm")
     for flag in _LITELLM_FLAGS:
@@ -79,10 +80,6 @@ def load_litellm() -> ModuleType:
     # as `ModelError`s.
     for name in _LITELLM_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    # pydantic builds litellm's models lazily, at their first use, and then warns that some of
-    # litellm's TypedDicts use `ReadOnly` (which pydantic does not enforce): litellm's
-    # business, not the operator's, so that one warning is silenced, by its text.
-    warnings.filterwarnings("ignore", message=READ_ONLY_WARNING, category=UserWarning)
     return litellm
 
 
