@@ -219,6 +219,44 @@ def bench_scheduler(
 
 
 @main.group()
+def task() -> None:
+    """Tasks as the store keeps them."""
+
+
+@task.command("show")
+@click.argument("task_id", type=int)
+def task_show(task_id: int) -> None:
+    """Print a task: state, attempts, model calls, every step with its output, audit records.
+
+    Reads the store BOSUN_DATABASE_URL names (default sqlite:///bosun.db). Exit 1 when
+    there is no such task.
+    """
+    from bot.core.clock import SystemClock
+    from bot.core.errors import BosunError
+    from bot.execution.publication import step_lines
+    from bot.settings import Settings
+    from bot.store import Store
+    from bot.texts.task_report import task_report
+
+    try:
+        store = Store.connect(Settings.from_env().database_url, clock=SystemClock())
+        found = store.tasks.get(task_id)
+        if found is None:
+            click.echo(f"bosun: no task {task_id} in the store", err=True)
+            sys.exit(1)
+        report = task_report(
+            found,
+            calls=store.model_calls.for_task(task_id),
+            steps=step_lines(store.transcripts.for_task(task_id)),
+            audits=store.audit.for_task(task_id),
+        )
+        store.close()
+    except BosunError as exc:
+        refuse(exc)
+    click.echo(report)
+
+
+@main.group()
 def policy() -> None:
     """The effective policy of a repository under its org's ceilings."""
 

@@ -29,7 +29,7 @@ from bot.doctor import (
     check_webhook_secret,
     require_sandbox,
 )
-from bot.store import Store
+from bot.store import Store, migrations
 from bot.store.migrate import upgrade
 from tests.fakeclock import FakeClock
 
@@ -148,7 +148,9 @@ def test_sqlite_behind_ahead_or_nowhere(tmp_path: Path) -> None:
     upgrade(engine, "0003")
     engine.dispose()
     check = check_database(f"sqlite:///{path}")
-    assert check.ok and "applies its 4 pending migration(s)" in check.detail, check.line()
+    versions = Path(migrations.__file__).parent / "versions"
+    pending = len(list(versions.glob("0*.py"))) - 3
+    assert check.ok and f"applies its {pending} pending migration(s)" in check.detail, check.line()
     with create_engine(f"sqlite:///{path}").begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     check = check_database(f"sqlite:///{path}")

@@ -41,7 +41,9 @@ async def test_every_call_is_recorded_with_tokens_and_a_price_from_the_bundled_m
 ) -> None:
     """Each model call is recorded with its tokens and its cost from litellm's offline prices."""
     calls: list[ModelCall] = []
-    model = llm.for_task(models=[PRICED], budget_usd=1.0, record=calls.append, script=SCRIPT)
+    model = llm.for_task(
+        scope="acme/app#1/1", models=[PRICED], budget_usd=1.0, record=calls.append, script=SCRIPT
+    )
 
     first = await model.complete(messages=messages(), tools=[])
     second = await model.complete(messages=[*messages(), first.as_message()], tools=[])
@@ -68,7 +70,9 @@ async def test_every_call_is_recorded_with_tokens_and_a_price_from_the_bundled_m
 async def test_a_model_missing_from_the_price_map_costs_nothing_and_says_so(llm: LLM) -> None:
     """A model litellm has no price for is recorded at $0 with `priced` False, not guessed."""
     calls: list[ModelCall] = []
-    model = llm.for_task(models=[UNPRICED], budget_usd=1.0, record=calls.append, script=SCRIPT)
+    model = llm.for_task(
+        scope="acme/app#1/1", models=[UNPRICED], budget_usd=1.0, record=calls.append, script=SCRIPT
+    )
 
     await model.complete(messages=messages(), tools=[])
 
@@ -88,7 +92,9 @@ async def test_the_second_model_answers_when_the_first_fails() -> None:
         },
     )
     calls: list[ModelCall] = []
-    model = llm.for_task(models=["gpt-4o", PRICED], budget_usd=1.0, record=calls.append)
+    model = llm.for_task(
+        scope="acme/app#1/1", models=["gpt-4o", PRICED], budget_usd=1.0, record=calls.append
+    )
 
     turn = await model.complete(messages=messages(), tools=[])
 
@@ -109,7 +115,9 @@ async def test_a_call_every_model_fails_is_recorded_and_raised_as_a_model_error(
         },
     )
     calls: list[ModelCall] = []
-    model = llm.for_task(models=["gpt-4o", PRICED], budget_usd=1.0, record=calls.append)
+    model = llm.for_task(
+        scope="acme/app#1/1", models=["gpt-4o", PRICED], budget_usd=1.0, record=calls.append
+    )
 
     with pytest.raises(ModelError) as raised:
         await model.complete(messages=messages(), tools=[])
@@ -124,8 +132,12 @@ async def test_a_repeated_identical_request_is_served_from_the_cache_at_no_cost(
 ) -> None:
     """The same request twice costs once: the second answer comes from the cache at $0."""
     calls: list[ModelCall] = []
-    first = llm.for_task(models=[PRICED], budget_usd=1.0, record=calls.append, script=SCRIPT)
-    again = llm.for_task(models=[PRICED], budget_usd=1.0, record=calls.append, script=SCRIPT)
+    first = llm.for_task(
+        scope="acme/app#1/1", models=[PRICED], budget_usd=1.0, record=calls.append, script=SCRIPT
+    )
+    again = llm.for_task(
+        scope="acme/app#1/1", models=[PRICED], budget_usd=1.0, record=calls.append, script=SCRIPT
+    )
 
     answer = await first.complete(messages=messages(), tools=[])
     cached = await again.complete(messages=messages(), tools=[])
@@ -138,11 +150,33 @@ async def test_a_repeated_identical_request_is_served_from_the_cache_at_no_cost(
     assert again.spent_usd == 0.0
 
 
+async def test_a_retried_attempt_is_never_served_the_failed_attempts_answers(llm: LLM) -> None:
+    """Attempt 2 asks exactly what attempt 1 asked: it gets a fresh answer, never attempt 1's,
+    and pays for it; within one attempt the cache still answers a repeat."""
+    calls: list[ModelCall] = []
+    turns = parse_script([{"content": "first try"}, {"content": "second try"}])
+    first = llm.for_task(
+        scope="acme/app#1/1", models=[PRICED], budget_usd=1.0, record=calls.append, script=turns
+    )
+    retry = llm.for_task(
+        scope="acme/app#1/2", models=[PRICED], budget_usd=1.0, record=calls.append, script=turns[1:]
+    )
+
+    failed = await first.complete(messages=messages(), tools=[])
+    again = await retry.complete(messages=messages(), tools=[])
+
+    assert (failed.content, again.content) == ("first try", "second try")
+    assert [call.cache_hit for call in calls] == [False, False]
+    assert calls[1].cost_usd > 0
+
+
 async def test_the_cache_tells_different_model_lists_apart(llm: LLM) -> None:
     """A cached answer of one model is never served for a request to another model."""
     calls: list[ModelCall] = []
     for models in ([PRICED], [UNPRICED]):
-        model = llm.for_task(models=models, budget_usd=1.0, record=calls.append, script=SCRIPT)
+        model = llm.for_task(
+            scope="acme/app#1/1", models=models, budget_usd=1.0, record=calls.append, script=SCRIPT
+        )
         await model.complete(messages=messages(), tools=[])
 
     assert [call.cache_hit for call in calls] == [False, False]
@@ -151,7 +185,9 @@ async def test_the_cache_tells_different_model_lists_apart(llm: LLM) -> None:
 async def test_a_task_over_its_budget_makes_no_further_call(llm: LLM) -> None:
     """The call that crosses the budget is recorded; the next one is refused before it is sent."""
     calls: list[ModelCall] = []
-    model = llm.for_task(models=[PRICED], budget_usd=1e-9, record=calls.append, script=SCRIPT)
+    model = llm.for_task(
+        scope="acme/app#1/1", models=[PRICED], budget_usd=1e-9, record=calls.append, script=SCRIPT
+    )
 
     turn = await model.complete(messages=messages(), tools=[])
     with pytest.raises(BudgetExhausted) as raised:
@@ -166,7 +202,12 @@ async def test_a_task_that_spent_its_budget_in_earlier_attempts_calls_nothing(ll
     """What earlier attempts spent counts: a task already at its budget makes no call."""
     calls: list[ModelCall] = []
     model = llm.for_task(
-        models=[PRICED], budget_usd=0.5, spent_usd=0.5, record=calls.append, script=SCRIPT
+        scope="acme/app#1/1",
+        models=[PRICED],
+        budget_usd=0.5,
+        spent_usd=0.5,
+        record=calls.append,
+        script=SCRIPT,
     )
 
     with pytest.raises(BudgetExhausted):
@@ -182,7 +223,9 @@ async def test_calls_are_recorded_through_an_async_recorder(llm: LLM) -> None:
     async def record(call: ModelCall) -> None:
         calls.append(call)
 
-    model = llm.for_task(models=[PRICED], budget_usd=1.0, record=record, script=SCRIPT)
+    model = llm.for_task(
+        scope="acme/app#1/1", models=[PRICED], budget_usd=1.0, record=record, script=SCRIPT
+    )
     await model.complete(messages=messages(), tools=[])
 
     assert len(calls) == 1
@@ -191,7 +234,13 @@ async def test_calls_are_recorded_through_an_async_recorder(llm: LLM) -> None:
 async def test_a_script_that_runs_out_of_turns_is_a_model_error(llm: LLM) -> None:
     """A scripted model with no turn left fails the call instead of inventing an answer."""
     script = parse_script([{"content": "only turn"}])
-    model = llm.for_task(models=[PRICED], budget_usd=1.0, record=lambda call: None, script=script)
+    model = llm.for_task(
+        scope="acme/app#1/1",
+        models=[PRICED],
+        budget_usd=1.0,
+        record=lambda call: None,
+        script=script,
+    )
 
     await model.complete(messages=messages("one"), tools=[])
     with pytest.raises(ModelError, match="no turn left"):
@@ -312,7 +361,7 @@ def test_litellm_loads_and_answers_a_scripted_call_without_the_network() -> None
         assert "gpt-4o-mini" in llm.litellm.model_cost
         calls = []
         script = parse_script([{"content": "done"}])
-        model = llm.for_task(
+        model = llm.for_task(scope="acme/app#1/1", 
             models=["gpt-4o-mini"], budget_usd=1.0, record=calls.append, script=script
         )
         turn = asyncio.run(

@@ -56,7 +56,11 @@ def scripted(
     turns: list[dict[str, Any]], calls: list[ModelCall], *, budget_usd: float = 1.0
 ) -> Spy:
     model = LLM(retries=0).for_task(
-        models=[MODEL], budget_usd=budget_usd, record=calls.append, script=parse_script(turns)
+        scope="acme/app#1/1",
+        models=[MODEL],
+        budget_usd=budget_usd,
+        record=calls.append,
+        script=parse_script(turns),
     )
     return Spy(model)
 
@@ -191,7 +195,7 @@ async def test_a_model_that_fails_ends_the_run_with_an_error(
 ) -> None:
     """When the model cannot answer after retries and fallbacks, the run ends as an error."""
     llm = LLM(retries=0, deployments={MODEL: {"mock_response": "litellm.RateLimitError"}})
-    model = llm.for_task(models=[MODEL], budget_usd=1.0, record=calls.append)
+    model = llm.for_task(scope="acme/app#1/1", models=[MODEL], budget_usd=1.0, record=calls.append)
 
     result = await run(model, worktree, bubblewrap, short_limits)
 

@@ -201,3 +201,14 @@ def test_a_publication_overtaken_by_a_newer_one_is_not_marked_shown(store: Store
     assert store.tasks.mark_published(task.id, status_revision=2, check_revision=None)
     shown = store.tasks.get(task.id)
     assert shown is not None and not shown.publish_pending and shown.status_synced == 2
+
+
+def test_no_write_puts_a_task_asked_to_stop_back_in_the_queue(store: Store) -> None:
+    """Whichever write requeues a run (a worker's retry, recovery, a plain transition), a
+    cancel asked for first wins: the cancel is never lost to a fresh claim."""
+    task = running(store)
+    assert task.id is not None
+    store.tasks.request_cancel("acme/app", 12, "fix-bug", reason="cancelled")
+    assert not store.tasks.transition(task.id, TaskState.RUNNING, TaskState.QUEUED)
+    after = store.tasks.get(task.id)
+    assert after is not None and after.state == TaskState.RUNNING and after.cancel_requested

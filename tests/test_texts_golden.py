@@ -17,8 +17,9 @@ from bot.core.commands import help_text
 from bot.texts.check_run import check_run_summary
 from bot.texts.facts import RunFacts
 from bot.texts.hand_over import hand_over_comment
-from bot.texts.pull_request import pull_request_body
+from bot.texts.pull_request import draft_pull_request_body, pull_request_body
 from bot.texts.status import Phase, StatusView, status_comment, status_table
+from bot.texts.transcript import StepLine
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -38,6 +39,55 @@ FACTS = RunFacts(
 )
 
 
+STEPS = [
+    StepLine(
+        attempt=1,
+        phase="setup",
+        name="python3 -m venv .venv",
+        ok=True,
+        exit_code=0,
+        duration_ms=2100,
+    ),
+    StepLine(
+        attempt=1,
+        phase="agent",
+        name="read_file",
+        ok=True,
+        duration_ms=3,
+        arguments={"path": "src/calc/core.py"},
+    ),
+    StepLine(
+        attempt=1,
+        phase="agent",
+        name="edit_file",
+        ok=True,
+        duration_ms=4,
+        arguments={"path": "src/calc/core.py", "old": "a - b", "new": "a + b"},
+    ),
+    StepLine(
+        attempt=1,
+        phase="agent",
+        name="run_command",
+        ok=False,
+        exit_code=1,
+        duration_ms=1800,
+        arguments={"argv": ["pytest", "-q"]},
+    ),
+]
+CHECK_PASSED = StepLine(
+    attempt=1, phase="verify", name=".venv/bin/ruff check .", ok=True, exit_code=0, duration_ms=400
+)
+CHECK_FAILED = StepLine(
+    attempt=1,
+    phase="verify",
+    name=".venv/bin/pytest -q",
+    ok=False,
+    exit_code=1,
+    duration_ms=2600,
+    output="F.\n=== FAILURES ===\nassert add(2, 2) == 4\nE   assert 0 == 4\n1 failed, 1 passed",
+)
+
+
 def view(phase: Phase, **overrides: object) -> StatusView:
     fields: dict[str, object] = {
         "issue_number": 12,
@@ -46,6 +96,7 @@ def view(phase: Phase, **overrides: object) -> StatusView:
         "triggered_by": "alice",
         "phase": phase,
         "facts": FACTS,
+        "task_id": 42,
     }
     fields.update(overrides)
     return StatusView(**fields)  # type: ignore[arg-type]
@@ -110,6 +161,27 @@ TEXTS = {
         view(Phase.ABANDONED, reason="pull request #34 closed by @bob")
     ),
     "check-run-summary": check_run_summary(FACTS, outcome="success"),
+    "check-run-verification-failed": check_run_summary(
+        FACTS,
+        outcome="failure",
+        checks=[CHECK_PASSED, CHECK_FAILED],
+        steps=[*STEPS, CHECK_PASSED, CHECK_FAILED],
+        task_id=42,
+    ),
+    "status-verification-failed-kept": status_comment(
+        view(
+            Phase.HANDED_OVER,
+            reason="verification failed: 1 of 2 verification commands failed: "
+            "`.venv/bin/pytest -q`. Handed to people.",
+            pr_number=35,
+        )
+    ),
+    "draft-pull-request-body": draft_pull_request_body(
+        issue_number=12,
+        task_name="fix-bug",
+        reason="verification failed: 1 of 2 verification commands failed: `.venv/bin/pytest -q`",
+        facts=FACTS,
+    ),
     "pull-request-body": pull_request_body(
         issue_number=12,
         task_name="fix-bug",

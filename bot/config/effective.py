@@ -163,6 +163,8 @@ class _Merge:
             "protected_paths": self.protected_paths(),
             "review": self.review(),
             "failure": self.failure(models["tiers"]),
+            "environment": self.environment(),
+            "verify": self.verify(),
             "teams": self.teams(),
         }
         try:
@@ -447,6 +449,42 @@ class _Merge:
             },
             "then": chosen["then"],
             "escalate": escalate,
+            "keep": repo.keep if self.written(("failure", "keep")) else org.keep,
+        }
+
+    def environment(self) -> dict[str, Any]:
+        """The repo's setup, within the hosts and secrets the org allows, if it lists them."""
+        org, repo = self.org.model.environment, self.repo.model.environment
+        if not self.written(("environment",)):
+            return org.model_dump()
+        data = repo.model_dump()
+        for key, kind in (("allow_hosts", "host"), ("secrets", "secret")):
+            if ("environment", key) in self.org.document.positions:
+                allowed = getattr(org, key)
+                data[key] = self.within(("environment", key), getattr(repo, key), allowed, kind)
+        data["limits"] = self.command_limits(("environment",), org.limits, repo.limits)
+        return data
+
+    def verify(self) -> dict[str, Any]:
+        org, repo = self.org.model.verify, self.repo.model.verify
+        commands = repo.commands if self.written(("verify", "commands")) else org.commands
+        limits = self.command_limits(("verify",), org.limits, repo.limits)
+        return {"commands": list(commands), "limits": limits}
+
+    def within(
+        self, loc: tuple[str, ...], values: Sequence[str], allowed: Sequence[str], kind: str
+    ) -> list[str]:
+        """The values an org list covers (a host pattern covers the hosts it matches)."""
+        covered = [value for value in values if any(_covers(rule, value) for rule in allowed)]
+        extra = [value for value in values if value not in covered]
+        if extra:
+            self.violation(loc, f"{kind}(s) {', '.join(extra)} not allowed by the org")
+        return covered
+
+    def command_limits(self, section: tuple[str, ...], org: Any, repo: Any) -> dict[str, int]:
+        return {
+            key: self.limit((*section, "limits", key), value, getattr(org, key))
+            for key, value in repo.model_dump().items()
         }
 
     def teams(self) -> dict[str, Any]:
@@ -484,6 +522,16 @@ def _envelope(agents: Iterable[Agent]) -> _Envelope:
         commands_argv={tuple(agent.command) for agent in agents if agent.command is not None},
         limits=limits,
     )
+
+
+def _covers(rule: str, host: str) -> bool:
+    """Whether an org's host pattern allows a repo's: the same, or a suffix `*.` allows."""
+    if rule == host:
+        return True
+    if rule.startswith("*."):
+        suffix = rule[1:]
+        return host.endswith(suffix) and (not host.startswith("*.") or host[1:].endswith(suffix))
+    return False
 
 
 def _show(value: object) -> str:

@@ -32,6 +32,11 @@ MENTION_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9][A-Za-z0-9_
 # `owner/name`, or `name` for a repository of the organisation.
 REPO_PATTERN = r"^(?:[A-Za-z0-9][A-Za-z0-9-]{0,38}/)?[A-Za-z0-9._-]{1,100}$"
 SELECTOR_KEY_PATTERN = r"^[a-z0-9][a-z0-9._/-]{0,62}$"
+# A host the egress proxy may reach during setup: `pypi.org`, `*.npmjs.org`, `host:port`.
+HOST_PATTERN = (
+    r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*(:[0-9]{1,5})?$"
+)
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]{0,127}$"
 
 
 def is_name(value: str) -> bool:
@@ -88,6 +93,10 @@ RepoRef = Annotated[str, Field(pattern=REPO_PATTERN)]
 SelectorKey = Annotated[str, Field(pattern=SELECTOR_KEY_PATTERN)]
 SelectorValue = Annotated[str, Field(min_length=1, max_length=63)]
 PositiveCount = Annotated[int, Field(gt=0, le=100_000)]
+# A command line, run with /bin/sh -c in the sandbox at the repository's root.
+ShellLine = Annotated[str, Field(min_length=1, max_length=4000)]
+HostPattern = Annotated[str, Field(pattern=HOST_PATTERN, max_length=253)]
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
 
 
 def located(
@@ -373,6 +382,78 @@ class Review(ConfigModel):
         return self
 
 
+class CommandLimits(ConfigModel):
+    """What each setup or verify command may use."""
+
+    cpu_seconds: int = Field(default=900, gt=0, le=86_400)
+    """CPU seconds per process."""
+
+    memory_mb: int = Field(default=4096, ge=64, le=262_144)
+    """Memory of the whole sandbox, in MiB."""
+
+    wall_seconds: int = Field(default=900, gt=0, le=86_400)
+    """Wall-clock time of each command."""
+
+
+class Cache(ConfigModel):
+    """What setup produces that later tasks of the repository reuse instead of setting up."""
+
+    paths: list[PathGlob] = []
+    """Paths setup makes (for example `.venv`, `node_modules`), relative to the root: cached
+    after a successful setup, restored into later tasks' clones, never committed."""
+
+    key: list[PathGlob] = []
+    """Files whose content decides whether the cache still fits (lock files, manifests):
+    with the setup commands they make the cache key, so a change to one sets up anew."""
+
+
+class Environment(ConfigModel):
+    """How each task's clone is made ready, in the sandbox, before the agent runs."""
+
+    setup: list[ShellLine] = []
+    """Commands run in order at the repository's root (with /bin/sh -c); the first that
+    fails ends the run as `setup_failed`, with its output. None: no setup."""
+
+    cache: Cache = Cache()
+    """What setup produces that later tasks reuse."""
+
+    allow_hosts: list[HostPattern] = []
+    """Hosts setup may reach through Bosun's egress proxy (`pypi.org`, `*.npmjs.org`,
+    `host:port`); everything else is refused and named. The agent never has network."""
+
+    secrets: list[EnvName] = []
+    """Environment variables of Bosun's process given to setup, by name; nothing else of
+    Bosun's environment reaches setup, and nothing at all reaches the agent."""
+
+    path: list[PathGlob] = []
+    """Directories (relative to the root) put first on PATH for the agent's commands and
+    verification, such as `.venv/bin` or `node_modules/.bin`."""
+
+    limits: CommandLimits = CommandLimits()
+    """What each setup command may use."""
+
+    @model_validator(mode="after")
+    def _cache_needs_setup(self) -> Self:
+        if self.cache.paths and not self.setup:
+            raise located(
+                ("cache", "paths"),
+                "cache_without_setup",
+                "caches what setup produces, and there is no setup",
+            )
+        return self
+
+
+class Verify(ConfigModel):
+    """The project's own checks, run by Bosun in the sandbox once the agent has finished."""
+
+    commands: list[ShellLine] = []
+    """Commands run in order at the repository's root (tests, linters); each must exit 0
+    for the change to be pushed as ready. A task's own `verify` replaces these."""
+
+    limits: CommandLimits = CommandLimits()
+    """What each verify command may use."""
+
+
 class Retry(ConfigModel):
     """How a failed run is tried again."""
 
@@ -433,6 +514,11 @@ class Failure(ConfigModel):
     escalate: Escalate = Escalate()
     """How to hand over when `then` is escalate."""
 
+    keep: Literal["draft_pr", "branch", "nothing"] = "draft_pr"
+    """What a failed run's change leaves behind, when it made one and broke no rule: a
+    draft pull request that says why it is not ready, the branch alone, or nothing. A
+    retry starts from what was kept. `then: rollback` takes it back all the same."""
+
 
 class Team(ConfigModel):
     """A team: who belongs to it and which repositories it owns, for quotas and reports."""
@@ -475,6 +561,12 @@ class Policy(ConfigModel):
 
     failure: Failure = Failure()
     """Retries and the final action when a run fails."""
+
+    environment: Environment = Environment()
+    """How each task's clone is set up before the agent runs: commands, cache, network."""
+
+    verify: Verify = Verify()
+    """The project's checks, run after the agent; their results decide the check run."""
     teams: dict[Name, Team] = Field(default={}, json_schema_extra=_NAMED_ONLY)
     """Teams by name, for team budgets, team quotas and cost reports."""
 
@@ -569,6 +661,9 @@ class TaskSpec(ConfigModel):
     """Tasks (by name, under `.bosun/tasks/`) whose pull request for the same issue must be
     merged before this task runs, so that it starts from a base branch with their change;
     until then it waits. Every one must exist, and no cycles."""
+
+    verify: list[ShellLine] | None = None
+    """This task's checks, instead of the policy's `verify.commands` ([] runs none)."""
 
     @field_validator("prompt")
     @classmethod

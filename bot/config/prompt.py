@@ -116,6 +116,18 @@ def with_review(prompt: str, review: str) -> str:
     )
 
 
+def with_previous_failure(prompt: str, *, attempt: int, failure: str) -> str:
+    """The prompt, then what went wrong in the attempt before this one, quoted: a retry
+    starts from what failed, never as a replay of the same attempt."""
+    return (
+        f"{prompt.rstrip()}\n\n"
+        f"This is attempt {attempt}. The attempt before it failed; what Bosun saw is quoted "
+        "below. Its change, if it made one, is already in the worktree: build on it, and fix "
+        "what failed.\n\n"
+        f"{quote_untrusted('previous failure', failure)}\n"
+    )
+
+
 def render_prompt(
     template: str, *, issue_title: str, issue_body: str, issue_number: int, repo: str
 ) -> str:

@@ -22,6 +22,8 @@ class FailureKind(enum.StrEnum):
     BUDGET = "budget"  # the task's budget is spent
     STUCK = "stuck"  # repeated tool calls, an unchanged worktree, or silence
     REFUSED = "refused"  # the change broke a rule: protected path, scope, or no change
+    SETUP_FAILED = "setup_failed"  # a setup command failed: the environment, not the agent
+    VERIFY_FAILED = "verify_failed"  # the project's own checks failed on the agent's change
     PUSH_REFUSED = "push_refused"  # git refused the push
     GITHUB_ERROR = "github_error"  # GitHub failed to answer (after the client's own retries)
     WORKER_LOST = "worker_lost"  # the worker died or lost its lease
@@ -37,13 +39,27 @@ class FailureKind(enum.StrEnum):
 
     @property
     def a_stronger_model_may_help(self) -> bool:
-        """Whether escalating to a higher tier makes sense: only for the agent's own work."""
+        """Whether escalating to a higher tier makes sense: only for the agent's own work. A
+        rule broken (scope, protected paths) is the rule's to change, not a model's to try."""
         return self in (
             FailureKind.AGENT_ERROR,
             FailureKind.STEP_LIMIT,
             FailureKind.SANDBOX_TIMEOUT,
             FailureKind.STUCK,
-            FailureKind.REFUSED,
+            FailureKind.VERIFY_FAILED,
+        )
+
+    @property
+    def leaves_work(self) -> bool:
+        """Whether the run's change is worth keeping for people or the next attempt: the
+        agent worked and broke no rule, it only did not finish or did not pass."""
+        return self in (
+            FailureKind.AGENT_ERROR,
+            FailureKind.STEP_LIMIT,
+            FailureKind.SANDBOX_TIMEOUT,
+            FailureKind.STUCK,
+            FailureKind.BUDGET,
+            FailureKind.VERIFY_FAILED,
         )
 
 
@@ -61,15 +77,16 @@ class RunFailure:
 
     kind: FailureKind
     message: str
+    output: str = ""  # what failed, as the next attempt should see it (a command's output)
 
 
 class RunFailed(BosunError):
     """A run failed in a known way, raised where it is found; the failure policy decides
     what happens next."""
 
-    def __init__(self, kind: FailureKind, message: str) -> None:
+    def __init__(self, kind: FailureKind, message: str, *, output: str = "") -> None:
         super().__init__(message)
-        self.failure = RunFailure(kind, message)
+        self.failure = RunFailure(kind, message, output)
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,8 @@ _WORDS = {
     FailureKind.BUDGET: "budget spent",
     FailureKind.STUCK: "stuck",
     FailureKind.REFUSED: "refused",
+    FailureKind.SETUP_FAILED: "setup failed",
+    FailureKind.VERIFY_FAILED: "verification failed",
     FailureKind.PUSH_REFUSED: "push refused",
     FailureKind.GITHUB_ERROR: "GitHub error",
     FailureKind.WORKER_LOST: "worker lost",

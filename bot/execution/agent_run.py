@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.config.prompt import render_prompt, with_review
+from bot.config.prompt import render_prompt, with_previous_failure, with_review
 from bot.core.clock import Clock
 from bot.core.failures import FailureKind, RunFailed
 from bot.core.progress import ProgressWatch
 from bot.execution.run_plan import RunPlan
+from bot.execution.transcript import Recorder
 from bot.github.types import Issue
 from bot.llm.client import LLM, ModelCall
 from bot.store import NewModelCall, Store
@@ -40,7 +41,7 @@ class AgentRunner:
     script: Script | None = None
 
     async def run(
-        self, task: Task, plan: RunPlan, workspace: Workspace, issue: Issue
+        self, task: Task, plan: RunPlan, workspace: Workspace, issue: Issue, *, recorder: Recorder
     ) -> AgentResult:
         prompt = render_prompt(
             plan.spec.prompt,
@@ -51,11 +52,16 @@ class AgentRunner:
         )
         if task.review_context:
             prompt = with_review(prompt, task.review_context)
+        if task.failure_context and task.attempts > 1:
+            prompt = with_previous_failure(
+                prompt, attempt=task.attempts, failure=task.failure_context
+            )
         model = self.llm.for_task(
             models=plan.models,
             budget_usd=plan.budget_usd,
             spent_usd=task.cost_usd,
-            record=self._recorder(task),
+            record=self._recorder(task, tier=plan.tier),
+            scope=f"{task.repo_full_name}#task-{task.id}/attempt-{task.attempts}",
             script=None if self.script is None else self.script.for_attempt(task.attempts),
         )
         limits = plan.agent.limits
@@ -79,7 +85,7 @@ class AgentRunner:
                     wall_seconds=float(limits.wall_seconds),
                 ),
                 max_steps=limits.max_steps,
-                on_step=self._on_step(watch, workspace),
+                on_step=self._on_step(watch, workspace, recorder),
             )
         )
         try:
@@ -90,9 +96,15 @@ class AgentRunner:
                 await asyncio.gather(agent, return_exceptions=True)
 
     def _on_step(
-        self, watch: ProgressWatch, workspace: Workspace
+        self, watch: ProgressWatch, workspace: Workspace, recorder: Recorder
     ) -> Callable[[StepEvent], Awaitable[None]]:
         async def on_step(event: StepEvent) -> None:
+            await recorder.steps(
+                [
+                    recorder.new("agent", name, True, None, 0.0, "", {"call": key})
+                    for name, key in zip(event.tool_calls, event.call_keys, strict=False)
+                ]
+            )
             fingerprint = await asyncio.to_thread(workspace.fingerprint)
             now = self.clock.monotonic()
             stuck = watch.step(calls=event.call_keys, fingerprint=fingerprint, now=now)
@@ -126,7 +138,7 @@ class AgentRunner:
                 f"no step finished for {watch.rules.silent_seconds}s (a hung tool or model call)",
             )
 
-    def _recorder(self, task: Task) -> Callable[[ModelCall], Awaitable[None]]:
+    def _recorder(self, task: Task, *, tier: str) -> Callable[[ModelCall], Awaitable[None]]:
         assert task.id is not None
         task_id, attempt, store = task.id, task.attempts, self.store
 
@@ -140,6 +152,7 @@ class AgentRunner:
                 cost_usd=call.cost_usd,
                 cache_hit=call.cache_hit,
                 latency_ms=call.latency_ms,
+                tier=tier,
             )
             await asyncio.to_thread(store.model_calls.record, new)
 

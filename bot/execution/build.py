@@ -9,6 +9,7 @@ import structlog
 from bot.config.source import ConfigProvider
 from bot.core.clock import Clock
 from bot.core.errors import SettingsError
+from bot.core.redaction import Redactor, secrets_in
 from bot.execution.publication import Publisher
 from bot.execution.worker import Worker, WorkerDeps
 from bot.github.client import GitHubClient
@@ -58,5 +59,6 @@ def build_worker(
             lease_ttl=settings.lease_seconds,
             script=script,
             publisher=publisher,
+            redact=Redactor(secrets_in(os.environ)),
         )
     )

@@ -21,7 +21,14 @@ from bot.core.clock import Clock
 from bot.core.errors import GitHubError
 from bot.core.failures import Action, Decision, RunFailure, describe
 from bot.core.task_states import TaskState
-from bot.execution.publication import Publisher, branch_head, check, repo_of, status
+from bot.execution.publication import (
+    Publisher,
+    branch_head,
+    check,
+    repo_of,
+    status,
+    stored_facts,
+)
 from bot.execution.publish import Identity
 from bot.github.client import GitHubClient
 from bot.github.types import PullState
@@ -30,6 +37,7 @@ from bot.store import AuditEntry, Publish, Store
 from bot.store.tables import Task
 from bot.texts.hand_over import hand_over_comment
 from bot.texts.markers import marker
+from bot.texts.pull_request import draft_pull_request_body
 from bot.texts.status import Phase
 from sandbox.backends.base import SandboxError
 from sandbox.workspace import prepare
@@ -46,6 +54,7 @@ PHASES = {
     Action.ROLLBACK: Phase.ROLLED_BACK,
 }
 FINAL = (Action.HAND_OVER, Action.ABANDON, Action.ROLLBACK)
+FAILURE_CONTEXT_CHARS = 12_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +118,8 @@ class FailureActions:
             await self._show(fresh, status(PHASES[decision.action], undone=left))
         if decision.action in FINAL:
             await self._failed_check_run(fresh)
+            if decision.action != Action.ROLLBACK:
+                await self._draft_pull_request(fresh, policy, failure)
         await self.publisher.sync(task.id)
         return True
 
@@ -117,6 +128,10 @@ class FailureActions:
     ) -> tuple[TaskState, dict[str, Any]]:
         what = f"{describe(failure.kind)}: {failure.message}"
         fields: dict[str, Any] = {"failure_kind": failure.kind.value}
+        if decision.action in (Action.RETRY, Action.ESCALATE_TIER):
+            # What the next attempt is told, so that it is no replay of this one.
+            told = f"{what}\n\n{failure.output}".strip()
+            fields["failure_context"] = told[-FAILURE_CONTEXT_CHARS:]
         if decision.action == Action.RETRY:
             wait = timedelta(seconds=decision.delay_seconds)
             fields["not_before"] = self.clock.now() + wait
@@ -245,6 +260,41 @@ class FailureActions:
     async def _show(self, task: Task, publish: Publish) -> None:
         assert task.id is not None
         await asyncio.to_thread(self.store.tasks.update, task.id, publish=publish)
+
+    async def _draft_pull_request(self, task: Task, policy: Failure, failure: RunFailure) -> None:
+        """The work a failed task kept, as a draft pull request that says it is not ready,
+        when the policy keeps work that way; an open pull request of the branch is left as
+        it is (its check run says the run failed)."""
+        if policy.keep != "draft_pr" or not failure.kind.leaves_work:
+            return
+        if task.pushed_sha is None or task.is_pull_request or task.id is None:
+            return
+        repo = repo_of(task)
+        try:
+            if await self.github.pulls.find_open_pull(repo=repo, head_branch=task.branch):
+                return
+            issue = await self.github.issues.get_issue(repo=repo, number=task.issue_number)
+            facts = await asyncio.to_thread(stored_facts, self.store, task)
+            body = draft_pull_request_body(
+                issue_number=task.issue_number,
+                task_name=task.task_name,
+                reason=f"{describe(failure.kind)}: {failure.message}",
+                facts=facts,
+            )
+            title = f"[bosun/{task.task_name}] {' '.join(issue.title.split())} (not ready)"
+            pull = await self.github.pulls.create_pull(
+                repo=repo,
+                title=title[:250],
+                head=task.branch,
+                base=task.base_branch,
+                body=body,
+                draft=True,
+            )
+        except GitHubError as exc:
+            log.warning("draft pull request not opened", task_id=task.id, error=str(exc))
+            return
+        kept = self.identity.audit(task, "task.kept_as_draft", {"pr": pull.number})
+        await asyncio.to_thread(self.store.tasks.update, task.id, audit=kept, pr_number=pull.number)
 
     async def _failed_check_run(self, task: Task) -> None:
         """`bosun/task` fails on the branch's head, if the branch is there: an earlier green

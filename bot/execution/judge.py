@@ -1,10 +1,13 @@
-"""Whether a finished run may be published: the agent finished, inside its rules."""
+"""Verdicts on a finished run, as plain values: what may be pushed, kept, or neither."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from bot.core.failures import FailureKind, RunFailure
 from bot.core.paths import matching, outside
 from bot.execution.run_plan import RunPlan
+from bot.execution.verify import CheckResult
 from sandbox.runtime.builtin import AgentResult, AgentStatus
 
 # How the built-in agent's early stops map to failure kinds.
@@ -21,13 +24,8 @@ def refused_paths(changed: list[str], protected: list[str]) -> list[str]:
     return matching(changed, protected)
 
 
-def judge(result: AgentResult, changed: list[str], plan: RunPlan) -> RunFailure | None:
-    """Why the run's change must not be pushed, or None when it may be."""
-    if result.status != AgentStatus.FINISHED:
-        return RunFailure(
-            AGENT_STOPS.get(result.status, FailureKind.AGENT_ERROR),
-            f"the agent stopped early ({result.status}): {result.summary[:500]}",
-        )
+def rules_broken(changed: list[str], plan: RunPlan) -> RunFailure | None:
+    """A change nobody may push (protected paths, outside the task's scope): kept nowhere."""
     refused = refused_paths(changed, plan.protected)
     if refused:
         return RunFailure(
@@ -40,9 +38,36 @@ def judge(result: AgentResult, changed: list[str], plan: RunPlan) -> RunFailure 
             FailureKind.REFUSED,
             f"nothing was pushed: the change leaves the task's scope: {_listed(stray)}",
         )
-    if not changed:
-        return RunFailure(FailureKind.REFUSED, "the agent finished without changing any file")
     return None
+
+
+def agent_stopped(result: AgentResult) -> RunFailure | None:
+    """The agent did not finish: its work so far may be kept, never pushed as ready."""
+    if result.status == AgentStatus.FINISHED:
+        return None
+    return RunFailure(
+        AGENT_STOPS.get(result.status, FailureKind.AGENT_ERROR),
+        f"the agent stopped early ({result.status}): {result.summary[:500]}",
+    )
+
+
+def unchanged(changed: list[str]) -> RunFailure | None:
+    if changed:
+        return None
+    return RunFailure(FailureKind.REFUSED, "the agent finished without changing any file")
+
+
+def checks_failed(results: Sequence[CheckResult], report: str) -> RunFailure | None:
+    """The project's checks did not pass on the change: `report` tells the next attempt."""
+    failed = [result for result in results if not result.ok]
+    if not failed:
+        return None
+    names = ", ".join(f"`{result.command}`" for result in failed[:5])
+    return RunFailure(
+        FailureKind.VERIFY_FAILED,
+        f"{len(failed)} of {len(results)} verification commands failed: {names}",
+        report,
+    )
 
 
 def _listed(paths: list[str]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -20,10 +21,11 @@ from bot.core.errors import GitHubError
 from bot.github.client import GitHubClient
 from bot.github.types import PullRequest, Repo
 from bot.store import Publish, Store
-from bot.store.tables import Task
+from bot.store.tables import Task, TranscriptStep
 from bot.texts.check_run import CHECK_NAME, check_run_summary
 from bot.texts.facts import RunFacts
 from bot.texts.status import Phase, StatusView, status_comment
+from bot.texts.transcript import StepLine
 
 log = structlog.get_logger("bosun.publish")
 
@@ -133,10 +135,20 @@ class Reporter:
         )
 
     async def check_run(
-        self, *, head_sha: str, conclusion: Conclusion, title: str, facts: RunFacts
+        self,
+        *,
+        head_sha: str,
+        conclusion: Conclusion,
+        title: str,
+        facts: RunFacts,
+        steps: Sequence[StepLine] = (),
     ) -> int:
-        """`bosun/task` on the head commit: one per commit, updated when the task runs again."""
-        summary = check_run_summary(facts, outcome=conclusion)
+        """`bosun/task` on the head commit: one per commit, updated when the task runs again.
+        `steps` are the run's transcript: the verification results and a table of steps."""
+        checks = [step for step in steps if step.phase == "verify"]
+        summary = check_run_summary(
+            facts, outcome=conclusion, checks=checks, steps=steps, task_id=self._task_id
+        )
         existing = await self._github.checks.find_check_run(
             repo=self._repo, head_sha=head_sha, name=CHECK_NAME
         )
@@ -229,7 +241,11 @@ class Publisher:
         return False
 
     async def _show(self, task: Task, *, status_view: bool, check_view: bool) -> None:
+        assert task.id is not None
         facts = await asyncio.to_thread(stored_facts, self._store, task)
+        rows = await asyncio.to_thread(
+            self._store.transcripts.for_task, task.id, attempt=task.attempts
+        )
         reporter = Reporter(github=self._github, store=self._store, repo=repo_of(task), task=task)
         if status_view and task.status_view is not None:
             await reporter.status(status_view_of(task, facts))
@@ -245,6 +261,7 @@ class Publisher:
                 conclusion=shown["conclusion"],
                 title=str(shown["title"]),
                 facts=counted,
+                steps=step_lines(rows),
             )
 
 
@@ -304,6 +321,24 @@ def view_of(task: Task, **overrides: Any) -> StatusView:
         "triggered_by": task.triggered_by,
         "reason": task.reason or "",
         "pr_number": task.pr_number,
+        "task_id": task.id,
     }
     fields.update(overrides)
     return StatusView(**fields)
+
+
+def step_lines(rows: Sequence[TranscriptStep]) -> list[StepLine]:
+    """A transcript's rows as the texts show them."""
+    return [
+        StepLine(
+            attempt=row.attempt,
+            phase=row.phase,
+            name=row.name,
+            ok=row.ok,
+            exit_code=row.exit_code,
+            duration_ms=row.duration_ms,
+            output=row.output,
+            arguments=row.arguments,
+        )
+        for row in rows
+    ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.core.approvals import requesters
 from bot.core.clock import Clock
-from bot.core.failures import FailureKind, RunFailed
+from bot.core.failures import FailureKind, RunFailed, RunFailure, describe
 from bot.core.task_states import TaskState
 from bot.execution.publication import (
     READY_TITLE,
@@ -126,6 +126,35 @@ class RunPublisher:
         if ended:
             await self.publisher.sync(task.id)
 
+    async def keep(
+        self,
+        task: Task,
+        *,
+        workspace: Workspace,
+        token: str,
+        issue: Issue,
+        plan: RunPlan,
+        why: RunFailure,
+    ) -> None:
+        """Keep a failed attempt's change on the task's branch, as the policy says, with a
+        failed check run that says why: the next attempt starts from it, and people can
+        pick it up. A change that broke a rule never comes here."""
+        assert task.id is not None
+        if plan.failure.keep == "nothing":
+            return
+        sha = await asyncio.to_thread(
+            workspace.commit,
+            message=wip_message(task, issue, why),
+            author_name=self.identity.bot_name,
+            author_email=self.identity.bot_email,
+        )
+        if sha is None:
+            return
+        await self._push(task, workspace, token=token, sha=sha)
+        failed = check(head_sha=sha, conclusion="failure", title=not_ready_title(why))
+        await asyncio.to_thread(self.store.tasks.update, task.id, publish=Publish(check=failed))
+        await self.publisher.sync(task.id)
+
     async def _push(self, task: Task, workspace: Workspace, *, token: str, sha: str) -> None:
         """Push the agent's commit, remembering for a rollback where the branch stood before
         the task's first push and whether that push created it."""
@@ -187,6 +216,21 @@ class RunPublisher:
             files_changed=tuple(changed),
             sandbox=self.identity.sandbox,
         )
+
+
+def not_ready_title(why: RunFailure) -> str:
+    if why.kind == FailureKind.VERIFY_FAILED:
+        return "Verification failed"
+    return f"Not finished: {describe(why.kind)}"
+
+
+def wip_message(task: Task, issue: Issue, why: RunFailure) -> str:
+    title = one_line(issue.title)[:50]
+    return (
+        f"WIP {task.task_name}: {title} (#{task.issue_number})\n\n"
+        f"Bosun task {task.id}, attempt {task.attempts}, did not finish: "
+        f"{describe(why.kind)}. Kept for the next attempt and for people.\n"
+    )
 
 
 def one_line(text: str) -> str:

@@ -18,14 +18,18 @@ from bot.config.source import ConfigProvider
 from bot.core.clock import Clock
 from bot.core.errors import GitHubError
 from bot.core.failures import FailureKind, RunFailed, RunFailure
+from bot.core.redaction import Redactor
 from bot.execution.agent_run import AgentRunner
 from bot.execution.ending import RunEnding
 from bot.execution.failure_actions import FailureActions
-from bot.execution.judge import judge
+from bot.execution.judge import agent_stopped, checks_failed, rules_broken, unchanged
 from bot.execution.publication import Publisher, repo_of, status
 from bot.execution.publish import Identity, RunPublisher
-from bot.execution.run_plan import RunPlan, plan_run
+from bot.execution.run_plan import RunPlan, command_env, command_limits, plan_run
+from bot.execution.transcript import Recorder
+from bot.execution.verify import failure_report, run_checks
 from bot.github.client import GitHubClient
+from bot.github.types import Issue
 from bot.llm.client import LLM
 from bot.scheduling.locks import lock_key
 from bot.store import Store
@@ -33,7 +37,7 @@ from bot.store.tables import Task
 from bot.texts.status import Phase
 from sandbox.backends import Backend
 from sandbox.runtime.script import Script
-from sandbox.workspace import prepare
+from sandbox.workspace import Workspace, prepare
 
 log = structlog.get_logger("bosun.worker")
 
@@ -55,6 +59,7 @@ class WorkerDeps:
     script: Script | None = None
     heartbeat: float = 1.0  # seconds between lease renewals and cancel checks
     publisher: Publisher | None = None  # shared with the handlers; one of its own if None
+    redact: Redactor = field(default_factory=Redactor)  # the operator's secrets, known values
 
 
 @dataclass
@@ -216,24 +221,60 @@ class Worker:
             branch=task.branch,
             root=deps.workspace_root,
         )
+        recorder = Recorder(
+            store=deps.store,
+            task_id=task.id,
+            attempt=task.attempts,
+            redact=deps.redact.with_secrets([token]),
+        )
         try:
-            result = await self._agent.run(task, plan, workspace, issue)
-            changed = await asyncio.to_thread(workspace.changed_paths)
-            verdict = judge(result, changed, plan)
-            if verdict is not None:
-                raise RunFailed(verdict.kind, verdict.message)
-            await self._publish.publish(
-                task,
-                workspace=workspace,
-                token=token,
-                issue=issue,
-                result=result,
-                plan=plan,
-                changed=changed,
-                started=started,
-            )
+            await self._work(task, plan, workspace, issue, token, recorder, started)
         finally:
             await _uncancellable(asyncio.to_thread(workspace.cleanup))
+
+    async def _work(
+        self,
+        task: Task,
+        plan: RunPlan,
+        workspace: Workspace,
+        issue: Issue,
+        token: str,
+        recorder: Recorder,
+        started: float,
+    ) -> None:
+        """The agent, the verdicts on its change, the project's checks, then the push."""
+        result = await self._agent.run(task, plan, workspace, issue, recorder=recorder)
+        changed = await asyncio.to_thread(workspace.changed_paths)
+        broken = rules_broken(changed, plan)
+        if broken is not None:  # nothing of such a change leaves the sandbox
+            raise RunFailed(broken.kind, broken.message)
+        stopped = agent_stopped(result) or unchanged(changed)
+        if stopped is None and plan.verify:
+            checks = await run_checks(
+                self._deps.backend,
+                workspace.path,
+                plan.verify,
+                env=command_env(plan),
+                limits=command_limits(plan.verify_limits),
+            )
+            await recorder.checks("verify", checks)
+            stopped = checks_failed(checks, failure_report(checks))
+        if stopped is not None:
+            if stopped.kind.leaves_work and changed:
+                await self._publish.keep(
+                    task, workspace=workspace, token=token, issue=issue, plan=plan, why=stopped
+                )
+            raise RunFailed(stopped.kind, stopped.message, output=stopped.output)
+        await self._publish.publish(
+            task,
+            workspace=workspace,
+            token=token,
+            issue=issue,
+            result=result,
+            plan=plan,
+            changed=changed,
+            started=started,
+        )
 
 
 async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:

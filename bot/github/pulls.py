@@ -69,7 +69,7 @@ class Pulls:
         return next((pull for pull in pulls if pull.head_ref == head_branch), None)
 
     async def create_pull(
-        self, *, repo: Repo, title: str, head: str, base: str, body: str
+        self, *, repo: Repo, title: str, head: str, base: str, body: str, draft: bool = False
     ) -> PullRequest:
         """Open a pull request from branch `head` of this repository into `base`; its identity
         is its head branch, so after a failure GitHub may have acted on, it is looked for."""
@@ -80,7 +80,7 @@ class Pulls:
             )
             return next((item for item in found or [] if item["head"]["ref"] == head), None)
 
-        data = {"title": title, "head": head, "base": base, "body": body}
+        data = {"title": title, "head": head, "base": base, "body": body, "draft": draft}
         return PullRequest.from_json(await self._t.create(repo, PULLS, data, find=opened))
 
     async def update_pull(

@@ -155,10 +155,14 @@ class LLM:
         budget_usd: float,
         spent_usd: float = 0.0,
         record: Record,
+        scope: str,
         script: Sequence[ScriptedTurn] | None = None,
         timeout: float = 120,
     ) -> TaskModel:
         """The model client of one task run: `models` in order of preference, within budget.
+
+        The response cache answers only within `scope` (one attempt of one task): a retry is
+        never served the answers of the attempt that failed.
 
         With `script`, each call still goes through litellm, answered by the script's next
         turn as a mocked response, so routing, token counts and prices are real.
@@ -172,6 +176,7 @@ class LLM:
             budget_usd=budget_usd,
             spent_usd=spent_usd,
             record=record,
+            scope=scope,
             script=None if script is None else list(script),
             timeout=timeout,
         )
@@ -243,9 +248,12 @@ class ResponseCache:
 
     @staticmethod
     def key(
-        models: Sequence[str], messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+        scope: str,
+        models: Sequence[str],
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
     ) -> str:
-        text = json.dumps([list(models), messages, tools], sort_keys=True, default=str)
+        text = json.dumps([scope, list(models), messages, tools], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def get(self, key: str) -> _Cached | None:
@@ -274,10 +282,12 @@ class TaskModel:
         budget_usd: float,
         spent_usd: float,
         record: Record,
+        scope: str,
         script: list[ScriptedTurn] | None,
         timeout: float,
     ) -> None:
         self.llm = llm
+        self.scope = scope
         self.models = models
         self.budget_usd = budget_usd
         self.spent_usd = spent_usd
@@ -293,7 +303,7 @@ class TaskModel:
         if self.spent_usd >= self.budget_usd:
             raise BudgetExhausted(spent_usd=self.spent_usd, budget_usd=self.budget_usd)
         started = time.monotonic()
-        key = self.llm.cache.key(self.models, messages, tools)
+        key = self.llm.cache.key(self.scope, self.models, messages, tools)
         cached = self.llm.cache.get(key)
         if cached is not None:
             self._turns += 1

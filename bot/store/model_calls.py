@@ -21,6 +21,7 @@ class NewModelCall:
     cost_usd: float
     cache_hit: bool
     latency_ms: float
+    tier: str | None = None
 
 
 class ModelCalls:

@@ -11,6 +11,7 @@ from bot.store.installations import Installations
 from bot.store.leases import Leases
 from bot.store.model_calls import ModelCalls
 from bot.store.tasks import Tasks
+from bot.store.transcripts import Transcripts
 
 
 class Store:
@@ -25,6 +26,7 @@ class Store:
         self.installations = Installations(db)
         self.audit = AuditLog(db)
         self.configs = Configs(db)
+        self.transcripts = Transcripts(db)
 
     @classmethod
     def connect(cls, url: str, *, clock: Clock) -> Store:

@@ -90,6 +90,8 @@ class Task(SQLModel, table=True):
     tier: str | None = Field(default=None, max_length=64)
     escalated: bool = Field(default=False)
     failure_kind: str | None = Field(default=None, max_length=32)
+    # What the last failed attempt should tell the next: kind, reason, failing output.
+    failure_context: str | None = Field(default=None)
     # What Bosun pushed for the task, so a rollback can undo it: the branch head before its
     # first push, its last push, and whether that first push created the branch.
     pushed_from_sha: str | None = Field(default=None, max_length=64)
@@ -167,6 +169,27 @@ class Lease(SQLModel, table=True):
     expires_at: datetime = _timestamp(index=True)
 
 
+class TranscriptStep(SQLModel, table=True):
+    """One step of a run: a setup or verify command, or a tool call of the agent, with what
+    it returned (trimmed, secrets redacted). Model calls are kept in `model_call`."""
+
+    __tablename__ = "transcript_step"
+    __table_args__ = (Index("ix_transcript_task_attempt", "task_id", "attempt", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int
+    attempt: int
+    seq: int
+    at: datetime = _timestamp(index=True)
+    phase: str = Field(max_length=16)  # setup, agent, verify
+    name: str = Field(max_length=128)  # the tool, or the command's first word
+    arguments: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    ok: bool
+    exit_code: int | None = Field(default=None)
+    duration_ms: float = Field(default=0.0)
+    output: str = Field(default="")
+
+
 class ModelCallRecord(SQLModel, table=True):
     """One model call: what it cost and whether the cache answered it."""
 
@@ -183,6 +206,7 @@ class ModelCallRecord(SQLModel, table=True):
     cost_usd: float
     cache_hit: bool
     latency_ms: float
+    tier: str | None = Field(default=None, max_length=64)
 
 
 class RepoConfigRecord(SQLModel, table=True):

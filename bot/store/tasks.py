@@ -215,7 +215,10 @@ class Tasks:
         Leaving `running` releases the task's locks in the same transaction, so no lock ever
         outlives its run, whoever ends it."""
         values = self._state_values(task_id, current, target, fields, publish)
-        statement = self._from(task_id, current).values(**values)
+        statement = self._from(task_id, current)
+        if (current, target) == (TaskState.RUNNING, TaskState.QUEUED):
+            statement = statement.where(col(Task.cancel_requested).is_(False))  # cancel wins
+        statement = statement.values(**values)
         with self._db.write() as session:
             if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
                 return False

@@ -43,6 +43,7 @@ class StatusView:
     pr_url: str = ""
     facts: RunFacts = field(default_factory=RunFacts)
     mentions: tuple[str, ...] = ()  # the owners a hand-over calls on
+    task_id: int | None = None  # for `bosun task show`, in the lines of an ended run
     undone: tuple[str, ...] = ()  # what a rollback took back
 
 
@@ -64,6 +65,7 @@ HEADLINES = {
     Phase.HANDED_OVER: "**`{task}` needs a person**: {reason}",
     Phase.ROLLED_BACK: "**`{task}` failed and was rolled back**: {reason}",
 }
+KEPT_PHASES = (Phase.FAILED, Phase.HANDED_OVER)
 ENDED_PHASES = (
     Phase.PR_OPENED,
     Phase.FAILED,
@@ -89,10 +91,17 @@ def status_comment(view: StatusView) -> str:
         lines += ["", "Taken back:", *(f"- {item}" for item in view.undone)]
     if view.mentions:
         lines += ["", "Owners: " + " ".join(f"@{owner}" for owner in view.mentions)]
+    if view.phase in KEPT_PHASES and view.pr_number is not None:
+        lines += ["", f"The work so far is kept in draft pull request #{view.pr_number}."]
     if view.phase in ENDED_PHASES and facts.attempts:
         lines += ["", f"Cost: {cost_line(facts)} · attempts {facts.attempts}"]
         if facts.audit_id is not None:
             lines[-1] += f" · audit {facts.audit_id}"
+        if view.task_id is not None:
+            lines += [
+                f"Each step, with its output: the `bosun/task` check run, and "
+                f"`bosun task show {view.task_id}`."
+            ]
     lines += ["", "<sub>Bosun edits this comment as the task moves.</sub>"]
     return "\n".join(lines)
 
