@@ -361,7 +361,7 @@ def test_litellm_loads_and_answers_a_scripted_call_without_the_network() -> None
         assert "gpt-4o-mini" in llm.litellm.model_cost
         calls = []
         script = parse_script([{"content": "done"}])
-        model = llm.for_task(scope="acme/app#1/1", 
+        model = llm.for_task(scope="acme/app#1/1",
             models=["gpt-4o-mini"], budget_usd=1.0, record=calls.append, script=script
         )
         turn = asyncio.run(
