@@ -13,7 +13,14 @@ from tests.databases import postgres_database, truncate_all
 from tests.dispatch import Dispatch, dispatcher
 from tests.fakeclock import FakeClock
 
-pytest_plugins = ["tests.github_fixtures", "tests.sandbox_fixtures", "tests.loop_fixtures"]
+pytest_plugins = [
+    "tests.github_fixtures",
+    "tests.sandbox_fixtures",
+    "tests.loop_fixtures",
+    "tests.package_index",
+]
+# A real project that tests set up and fix in the sandbox: its own tests are its own.
+collect_ignore_glob = ["projects/*"]
 
 
 @pytest.fixture

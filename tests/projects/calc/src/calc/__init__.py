@@ -1,0 +1,5 @@
+"""A small calculator library."""
+
+from calc.core import add, mean
+
+__all__ = ["add", "mean"]
